@@ -1,0 +1,51 @@
+"""Names both sides of the platform agree on.
+
+The Pulumi program (`infra`) imports these; the job modules and the model server use them
+without needing the Pulumi SDK. Change a value here and both sides follow.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Data lake bucket roles, in the order data flows through them.
+BUCKET_RAW: Final = "raw"
+BUCKET_CURATED: Final = "curated"
+BUCKET_MODELS: Final = "models"
+BUCKET_CAPTURES: Final = "captures"
+DATA_BUCKET_ROLES: Final = (BUCKET_RAW, BUCKET_CURATED, BUCKET_MODELS, BUCKET_CAPTURES)
+
+# Container image repositories.
+REPOSITORY_JOBS: Final = "jobs"
+REPOSITORY_SERVER: Final = "server"
+REPOSITORY_ROLES: Final = (REPOSITORY_JOBS, REPOSITORY_SERVER)
+
+# Tag keys every platform resource carries.
+TAG_STACK: Final = "mlops:stack"
+TAG_ENVIRONMENT: Final = "mlops:environment"
+TAG_OWNER: Final = "mlops:owner"
+TAG_EXPIRES_AT: Final = "mlops:expires-at"
+TAG_COMPONENT: Final = "mlops:component"
+
+# Stack outputs the jobs read (`pulumi stack output --json`), snake_case throughout.
+OUTPUT_BUCKETS: Final = {role: f"{role}_bucket" for role in DATA_BUCKET_ROLES}
+OUTPUT_REPOSITORIES: Final = {role: f"{role}_repository_url" for role in REPOSITORY_ROLES}
+OUTPUT_KMS_KEY_ARN: Final = "kms_key_arn"
+OUTPUT_REGION: Final = "region"
+
+# S3 key prefixes inside the buckets.
+PREFIX_DATASETS: Final = "datasets/"
+PREFIX_MANIFESTS: Final = "manifests/"
+PREFIX_REJECTS: Final = "rejects/"
+PREFIX_CAPTURES: Final = "captures/"
+PREFIX_DRIFT_REPORTS: Final = "drift-reports/"
+
+# CloudWatch metrics the drift job publishes and the monitoring alarms watch.
+DRIFT_METRIC_NAMESPACE: Final = "MLOps/Drift"
+DRIFT_METRIC_MAX: Final = "MaxDriftScore"
+DRIFT_METRIC_FEATURE: Final = "FeatureDriftScore"
+DRIFT_DIMENSION_MODEL: Final = "Model"
+DRIFT_DIMENSION_FEATURE: Final = "Feature"
+
+# The MLflow registry alias the model server follows.
+CHAMPION_ALIAS: Final = "champion"
