@@ -1,0 +1,36 @@
+"""Secure defaults in one place: what every stateful resource gets, by environment.
+
+Components take these decisions as data instead of re-deciding them; a reviewer reads this
+file to know what the platform guarantees.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+
+def block_all_public_access(bucket: pulumi.Input[str]) -> aws.s3.BucketPublicAccessBlockArgs:
+    """All four public-access-block flags, on every bucket (CKV_AWS_53..56)."""
+    return aws.s3.BucketPublicAccessBlockArgs(
+        bucket=bucket,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    )
+
+
+# ECR: tags can never be overwritten, so a deployed digest is what review saw (CKV_AWS_51).
+IMAGE_TAG_MUTABILITY = "IMMUTABLE"
+
+KMS_KEY_SPEC = "SYMMETRIC_DEFAULT"
+
+
+def stateful_options(parent: pulumi.Resource, *, protect: bool) -> pulumi.ResourceOptions:
+    """Options for resources that hold data; `protect` is on in prod.
+
+    `protect` makes `pulumi destroy` refuse; `retain_on_delete` keeps the cloud resource if
+    it is ever removed from the program, so data outlives a refactoring mistake.
+    """
+    return pulumi.ResourceOptions(parent=parent, protect=protect, retain_on_delete=protect)

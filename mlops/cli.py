@@ -1,0 +1,84 @@
+"""`mlops`: the platform's command line. Thin: parse, call a pure function, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from mlops import plan as plan_model
+from mlops.stackfiles import StackFileError, find_project, read_stack_config
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Provision and review the MLOps platform; offline tools need no cloud credentials."""
+
+
+@main.command("plan")
+@click.option("--stack", "-s", required=True, help="Stack name: reads Pulumi.<stack>.yaml.")
+@click.option(
+    "--json",
+    "json_path",
+    is_flag=False,
+    flag_value="-",
+    default=None,
+    metavar="PATH",
+    help="Write the plan as JSON to PATH ('-' or no value: standard output).",
+)
+@click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory holding Pulumi.yaml (default: nearest above the current directory).",
+)
+def plan_command(stack: str, json_path: str | None, project_dir: Path | None) -> None:
+    """Run the Pulumi program offline under recording mocks and show its resources."""
+    result = build_plan(stack, project_dir)
+    _close_event_loop()
+    if json_path is None:
+        click.echo(plan_model.render_tree(result))
+    elif json_path == "-":
+        click.echo(result.to_json(), nl=False)
+    else:
+        Path(json_path).write_text(result.to_json())
+        click.echo(f"wrote {len(result.resources)} resources to {json_path}", err=True)
+
+
+def build_plan(stack: str, project_dir: Path | None = None) -> plan_model.Plan:
+    """Load the project and stack config and record the program; exit 2 on user errors."""
+    from mlops import recorder  # the Pulumi SDK import is slow: only when a plan is built
+
+    try:
+        project = find_project(project_dir)
+        config = read_stack_config(project, stack)
+        return recorder.record(project, stack, config)
+    except (StackFileError, recorder.ProgramError) as exc:
+        _fail(str(exc))
+        raise AssertionError("unreachable") from exc
+
+
+@main.command("config-reference")
+def config_reference_command() -> None:
+    """Print the `mlops:` settings reference (kept in Pulumi.yaml, checked by the tests)."""
+    from mlops.docs import config_reference
+
+    click.echo(config_reference(), nl=False)
+
+
+def _close_event_loop() -> None:
+    """The Pulumi SDK leaves an event loop open; closing it now keeps interpreter exit quiet."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.get_event_loop().close()

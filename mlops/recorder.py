@@ -1,0 +1,259 @@
+"""Run the real Pulumi program under recording mocks and return its resource graph.
+
+Pulumi's `MockResourceArgs` lacks parents, dependencies and options, so the recording
+happens one layer down, in the mock *monitor*, which sees the full `RegisterResource`
+request. Computed values (ids, ARNs, autonamed physical names) are derived from the URN
+by hashing, so every run yields the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import runpy
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from mlops.plan import Plan, PlanResource
+from mlops.stackfiles import SECRET_PLACEHOLDER, Project, StackConfig
+
+ACCOUNT_ID = "123456789012"
+
+# Wire markers of Pulumi's property encoding (pulumi/runtime/rpc.py).
+_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+_ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+_ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
+UNKNOWN_PLACEHOLDER = "[unknown]"
+
+# Properties the provider autonames (`<logical name>-<7 hex>`) when the program gives none.
+# The mock does the same, deterministically, so the plan shows the physical names.
+AUTONAMED: dict[str, str] = {
+    "aws:s3/bucket:Bucket": "bucket",
+    "aws:ecr/repository:Repository": "name",
+    "aws:iam/role:Role": "name",
+    "aws:iam/policy:Policy": "name",
+    "aws:iam/instanceProfile:InstanceProfile": "name",
+    "aws:cloudwatch/logGroup:LogGroup": "name",
+    "aws:cloudwatch/eventRule:EventRule": "name",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "name",
+    "aws:cloudwatch/dashboard:Dashboard": "dashboardName",
+    "aws:ec2/securityGroup:SecurityGroup": "name",
+    "aws:ec2/launchTemplate:LaunchTemplate": "name",
+    "aws:sns/topic:Topic": "name",
+    "aws:sfn/stateMachine:StateMachine": "name",
+    "aws:batch/computeEnvironment:ComputeEnvironment": "name",
+    "aws:batch/jobQueue:JobQueue": "name",
+    "aws:batch/jobDefinition:JobDefinition": "name",
+    "aws:eks/cluster:Cluster": "name",
+    "aws:eks/nodeGroup:NodeGroup": "nodeGroupName",
+    "aws:rds/instance:Instance": "identifier",
+    "aws:rds/subnetGroup:SubnetGroup": "name",
+    "aws:budgets/budget:Budget": "name",
+}
+# ARN service names that differ from the SDK module name.
+_ARN_SERVICE = {"cloudwatch/logGroup": "logs", "cloudwatch/eventRule": "events"}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """Wire-encoded property value → JSON data with secrets and unknowns made visible."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG)
+        if sig == _SECRET_SIG:
+            return SECRET_PLACEHOLDER
+        if sig == _RESOURCE_SIG:
+            return value.get("urn", UNKNOWN_PLACEHOLDER)
+        if sig == _OUTPUT_SIG:
+            if value.get("secret"):
+                return SECRET_PLACEHOLDER
+            return _plain(value["value"]) if "value" in value else UNKNOWN_PLACEHOLDER
+        if sig in (_ASSET_SIG, _ARCHIVE_SIG):
+            return {k: _plain(v) for k, v in value.items() if k != _SIG}
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == rpc.UNKNOWN:
+        return UNKNOWN_PLACEHOLDER
+    return value
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    """Computed state for new resources and answers to the few invokes the program makes."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        typ, name = args.typ, args.name
+        digest = _digest(f"{typ}::{name}")
+        physical = inputs.get(AUTONAMED.get(typ, ""))
+        module, _, kind = typ.partition(":")[2].partition(":")
+        short = kind[:1].lower() + kind[1:]
+        resource_id = physical if isinstance(physical, str) else f"{short}-{digest[:12]}"
+        region, account = self.region, ACCOUNT_ID
+        service = _ARN_SERVICE.get(module, module.split("/")[0])
+        state: dict[str, Any] = {
+            **inputs,
+            "arn": f"arn:aws:{service}:{region}:{account}:{short}/{resource_id}",
+        }
+        if typ == "aws:s3/bucket:Bucket":
+            state["arn"] = f"arn:aws:s3:::{resource_id}"
+            state["bucketDomainName"] = f"{resource_id}.s3.amazonaws.com"
+        elif typ == "aws:kms/key:Key":
+            key_id = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+            resource_id = key_id
+            state.update(keyId=key_id, arn=f"arn:aws:kms:{region}:{account}:key/{key_id}")
+        elif typ == "aws:ecr/repository:Repository":
+            state["repositoryUrl"] = f"{account}.dkr.ecr.{region}.amazonaws.com/{resource_id}"
+            state["registryId"] = account
+            state["arn"] = f"arn:aws:ecr:{region}:{account}:repository/{resource_id}"
+        elif typ == "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{account}:role/{resource_id}"
+        elif typ == "aws:cloudwatch/logGroup:LogGroup":
+            state["arn"] = f"arn:aws:logs:{region}:{account}:log-group:{resource_id}"
+        return resource_id, state
+
+    def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        token = args.token
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            arn = f"arn:aws:iam::{ACCOUNT_ID}:user/offline-plan"
+            return {"accountId": ACCOUNT_ID, "arn": arn, "userId": "OFFLINE", "id": ACCOUNT_ID}
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{letter}" for letter in "abcdef"]
+            ids = [f"use1-az{i}" for i in range(1, 7)]
+            return {"names": names, "zoneIds": ids, "id": self.region}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        raise NotImplementedError(f"the offline plan has no answer for invoke {token!r}")
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    """A mock monitor that keeps every registration request as a plan resource."""
+
+    def __init__(self, mocks_: _Mocks) -> None:
+        super().__init__(mocks_)
+        self.records: dict[str, PlanResource] = {}
+        self._lock = threading.Lock()
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The engine does not put the stack's type into its children's URNs; the base mock
+        # does. Real URNs matter: tests pin them and `pulumi preview` must agree.
+        if parent and parent.split("::")[2] == "pulumi:pulumi:Stack":
+            parent = ""
+        return super().make_urn(parent, type_, name)
+
+    def RegisterResource(self, request: Any) -> Any:
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        urn = self.make_urn(request.parent, request.type, request.name)
+        inputs = _plain(json_format.MessageToDict(request.object))
+        naming = AUTONAMED.get(request.type)
+        if naming and naming not in inputs:
+            autoname = f"{request.name}-{_digest(urn)[:7]}"
+            if request.type == "aws:s3/bucket:Bucket":
+                autoname = autoname.lower()
+            inputs[naming] = autoname
+            request.object[naming] = autoname  # the mock then sees the name, as a provider would
+        dependencies = set(request.dependencies)
+        for deps in request.propertyDependencies.values():
+            dependencies.update(deps.urns)
+        dependencies.discard(urn)
+        record = PlanResource(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent or None,
+            dependencies=sorted(dependencies),
+            custom=bool(request.custom),
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            inputs=inputs,
+        )
+        with self._lock:
+            self.records[urn] = record
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
+class ProgramError(Exception):
+    """The program failed under the mocks; the message is the program's own."""
+
+
+def record(project: Project, stack: str, config: StackConfig) -> Plan:
+    """Run `project`'s program for `stack` with `config` and return the recorded plan."""
+    region = config.values.get("aws:region", "us-east-1")
+    mocks_ = _Mocks(region)
+    monitor = _RecordingMonitor(mocks_)
+    settings.ROOT.set(None)  # a fresh root stack per run, also when called repeatedly
+    pulumi.runtime.set_all_config(dict(config.values), list(config.secret_keys))
+    quiet = logging.getLogger("mlops.plan.engine")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    mocks.set_mocks(
+        mocks_, project=project.name, stack=stack, preview=False, monitor=monitor, logger=quiet
+    )
+    root = settings.get_root_resource()
+    main = project.main / "__main__.py" if project.main.is_dir() else project.main
+
+    def program() -> None:
+        runpy.run_path(str(main), run_name="__main__")
+
+    sys.path.insert(0, str(project.root))
+    try:
+        _sync_await(run_pulumi_func(program))
+        outputs = _resolve_outputs(getattr(root, "outputs", {}))
+    except pulumi.RunError as exc:
+        raise ProgramError(str(exc)) from None
+    finally:
+        sys.path.remove(str(project.root))
+
+    stack_urn = f"urn:pulumi:{stack}::{project.name}::pulumi:pulumi:Stack::{project.name}-{stack}"
+    resources = [
+        PlanResource(
+            urn=stack_urn,
+            type="pulumi:pulumi:Stack",
+            name=f"{project.name}-{stack}",
+            parent=None,
+            dependencies=[],
+            custom=False,
+            protect=False,
+            retain_on_delete=False,
+            inputs={},
+        ),
+        *(_reparent(r, stack_urn) for r in monitor.records.values()),
+    ]
+    return Plan(project=project.name, stack=stack, resources=resources, outputs=outputs)
+
+
+def _reparent(resource: PlanResource, stack_urn: str) -> PlanResource:
+    """Top-level resources hang off the stack, as in real Pulumi state."""
+    if resource.parent is None:
+        return PlanResource(**{**resource.__dict__, "parent": stack_urn})
+    return resource
+
+
+def _resolve_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for name, value in outputs.items():
+        out = pulumi.Output.from_input(value)
+        secret = _sync_await(out.is_secret())
+        resolved[name] = SECRET_PLACEHOLDER if secret else _sync_await(out.future())
+    return resolved
