@@ -32,6 +32,7 @@ OUTPUT_BUCKETS: Final = {role: f"{role}_bucket" for role in DATA_BUCKET_ROLES}
 OUTPUT_REPOSITORIES: Final = {role: f"{role}_repository_url" for role in REPOSITORY_ROLES}
 OUTPUT_KMS_KEY_ARN: Final = "kms_key_arn"
 OUTPUT_REGION: Final = "region"
+OUTPUT_TRACKING_URI: Final = "tracking_uri"
 
 # S3 key prefixes inside the buckets.
 PREFIX_DATASETS: Final = "datasets/"
@@ -39,6 +40,8 @@ PREFIX_MANIFESTS: Final = "manifests/"
 PREFIX_REJECTS: Final = "rejects/"
 PREFIX_CAPTURES: Final = "captures/"
 PREFIX_DRIFT_REPORTS: Final = "drift-reports/"
+PREFIX_DECISIONS: Final = "decisions/"
+PREFIX_MLFLOW_ARTIFACTS: Final = "mlflow/"
 
 # CloudWatch metrics the drift job publishes and the monitoring alarms watch.
 DRIFT_METRIC_NAMESPACE: Final = "MLOps/Drift"

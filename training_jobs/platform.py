@@ -30,6 +30,8 @@ class PlatformOutputs(BaseModel):
     captures_bucket: str
     region: str = "us-east-1"
     kms_key_arn: str | None = None
+    # The MLflow tracking server, when the stack runs one the jobs can reach.
+    tracking_uri: str | None = None
 
 
 def load_outputs(path: Path) -> PlatformOutputs:

@@ -1,0 +1,15 @@
+"""Shared fixtures: the project root and offline plans of the shipped stacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_STACKS = ("dev", "staging", "prod", "local")
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return ROOT
