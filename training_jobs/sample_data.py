@@ -37,7 +37,9 @@ def generate(n_rows: int, seed: int = 0, *, id_offset: int = 0) -> pd.DataFrame:
         "spend_change_pct": np.round(rng.normal(0.0, 12.0, n).clip(-99, 900), 2),
         "plan": rng.choice(["basic", "standard", "premium"], n, p=[0.5, 0.35, 0.15]),
         "region": rng.choice(["north", "south", "east", "west"], n),
-        "payment_method": rng.choice(["card", "bank", "paypal", "invoice"], n, p=[0.4, 0.3, 0.2, 0.1]),
+        "payment_method": rng.choice(
+            ["card", "bank", "paypal", "invoice"], n, p=[0.4, 0.3, 0.2, 0.1]
+        ),
         "contract_type": rng.choice(["monthly", "annual", "two_year"], n, p=[0.55, 0.3, 0.15]),
     }
     # A few missing satisfaction scores, as surveys go unanswered.
