@@ -169,6 +169,11 @@ class RegistryConfig(_Section):
 
 
 class TrainingConfig(_Section):
+    image_tag: str = Field(
+        "0.1.0",
+        description="Tag of the jobs image the job definitions run (tags are immutable in ECR).",
+    )
+    model_name: str = Field("churn", description="Registered model name the pipeline trains.")
     instance_types: tuple[InstanceType, ...] = Field(
         ("m6i.large", "m6i.xlarge", "m5.large", "m5.xlarge"),
         min_length=1,

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.alerts import Alerts, AlertsArgs
 from infra.components.datalake import DataLake, DataLakeArgs
 from infra.components.network import Network, NetworkArgs
+from infra.components.pipeline import Pipeline, PipelineArgs
 from infra.components.registry import Registry, RegistryArgs
+from infra.components.training import TrainingCompute, TrainingComputeArgs
 from infra.config import PlatformConfig
+from infra.planning.pipeline import drift_alarm_name
 from infra.planning.tags import platform_tags
 from training_jobs import contract
 
@@ -21,6 +25,9 @@ class Platform:
     datalake: DataLake
     registry: Registry
     network: Network | None
+    alerts: Alerts
+    training: TrainingCompute | None
+    pipeline: Pipeline | None
 
     def outputs(self) -> dict[str, pulumi.Input[object]]:
         """The stack outputs: few, stable, snake_case; what jobs and operators need."""
@@ -33,9 +40,14 @@ class Platform:
             out[output_name] = self.datalake.bucket_names[role]
         for role, output_name in contract.OUTPUT_REPOSITORIES.items():
             out[output_name] = self.registry.repository_urls[role]
+        out["alert_topic_arn"] = self.alerts.topic_arn
         if self.network is not None:
             out["vpc_id"] = self.network.vpc_id
             out["private_subnet_ids"] = self.network.private_subnet_ids
+        if self.training is not None:
+            out["job_queue_arn"] = self.training.job_queue_arn
+        if self.pipeline is not None:
+            out["state_machine_arn"] = self.pipeline.state_machine_arn
         return out
 
 
@@ -117,4 +129,77 @@ def build(config: PlatformConfig) -> Platform:
                 kms_key_arn=datalake.kms_key_arn,
             ),
         )
-    return Platform(config=config, datalake=datalake, registry=registry, network=network)
+    alerts = Alerts(
+        f"{base}-alerts",
+        AlertsArgs(
+            base_name=base,
+            tags=tags,
+            kms_key_arn=datalake.kms_key_arn,
+            emails=config.monitoring.alert_emails,
+        ),
+    )
+    training = pipeline = None
+    if network is not None:
+        t = config.training
+        training = TrainingCompute(
+            f"{base}-training",
+            TrainingComputeArgs(
+                base_name=base,
+                tags=tags,
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                kms_key_arn=datalake.kms_key_arn,
+                bucket_names=datalake.bucket_names,
+                bucket_arns=datalake.bucket_arns,
+                jobs_repository_url=registry.repository_urls[contract.REPOSITORY_JOBS],
+                jobs_repository_arn=registry.repository_arns[contract.REPOSITORY_JOBS],
+                region=config.region,
+                image_tag=t.image_tag,
+                instance_types=t.instance_types,
+                max_vcpus=t.max_vcpus,
+                spot=t.spot,
+                on_demand_fallback=t.on_demand_fallback,
+                gpu_enabled=t.gpu_enabled,
+                gpu_instance_types=t.gpu_instance_types,
+                gpu_max_vcpus=t.gpu_max_vcpus,
+                job_vcpus=t.job_vcpus,
+                job_memory_mib=t.job_memory_mib,
+                job_timeout_minutes=t.job_timeout_minutes,
+                job_attempts=t.job_attempts,
+                log_retention_days=t.log_retention_days,
+            ),
+        )
+        # The drift alarm itself belongs to monitoring; its ARN follows from its name.
+        drift_alarm_arn = account_id.apply(
+            lambda account: (
+                f"arn:aws:cloudwatch:{config.region}:{account}:alarm:{drift_alarm_name(base)}"
+            )
+        )
+        pipeline = Pipeline(
+            f"{base}-pipeline",
+            PipelineArgs(
+                base_name=base,
+                tags=tags,
+                region=config.region,
+                account_id=account_id,
+                job_queue_arn=training.job_queue_arn,
+                job_definition_arns=training.job_definition_arns,
+                models_bucket_name=datalake.bucket_names[contract.BUCKET_MODELS],
+                models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
+                model_name=t.model_name,
+                kms_key_arn=datalake.kms_key_arn,
+                alert_topic_arn=alerts.topic_arn,
+                drift_alarm_arn=drift_alarm_arn,
+                schedule=t.schedule,
+                log_retention_days=config.monitoring.log_retention_days,
+            ),
+        )
+    return Platform(
+        config=config,
+        datalake=datalake,
+        registry=registry,
+        network=network,
+        alerts=alerts,
+        training=training,
+        pipeline=pipeline,
+    )

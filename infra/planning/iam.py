@@ -81,6 +81,15 @@ def kms_key_policy(*, account_id: str, region: str, partition: str = "aws") -> P
                     }
                 },
             },
+            {
+                # Alarms and EventBridge publish to the KMS-encrypted alert topic.
+                "Sid": "AlertPublishers",
+                "Effect": "Allow",
+                "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
         ],
     }
 
@@ -111,6 +120,187 @@ def flow_logs_policy(log_group_arn: str) -> PolicyDocument:
                     "logs:PutLogEvents",
                 ],
                 "Resource": [log_group_arn, f"{log_group_arn}:*"],
+            }
+        ],
+    }
+
+
+def job_role_policy(
+    *,
+    bucket_arns: list[str],
+    kms_key_arn: str,
+    log_group_arn: str,
+    metric_namespace: str,
+) -> PolicyDocument:
+    """What the job containers may do: the platform's buckets, its key, its metrics.
+
+    No wildcard actions. PutMetricData has no resource-level permissions, so it is scoped
+    by namespace instead.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListPlatformBuckets",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"],
+                "Resource": sorted(bucket_arns),
+            },
+            {
+                "Sid": "ReadWritePlatformObjects",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:GetObject",
+                    "s3:GetObjectVersion",
+                    "s3:PutObject",
+                    "s3:AbortMultipartUpload",
+                ],
+                "Resource": sorted(f"{arn}/*" for arn in bucket_arns),
+            },
+            {
+                "Sid": "UsePlatformKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                "Resource": [kms_key_arn],
+            },
+            {
+                "Sid": "WriteJobLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [f"{log_group_arn}:*"],
+            },
+            {
+                "Sid": "PublishDriftMetrics",
+                "Effect": "Allow",
+                "Action": ["cloudwatch:PutMetricData"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": metric_namespace}},
+            },
+        ],
+    }
+
+
+def execution_role_policy(*, repository_arns: list[str], log_group_arn: str) -> PolicyDocument:
+    """What the container agent needs to start a job: pull the image, write its logs."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EcrLogin",
+                "Effect": "Allow",
+                # GetAuthorizationToken has no resource-level permissions.
+                "Action": ["ecr:GetAuthorizationToken"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "PullJobImages",
+                "Effect": "Allow",
+                "Action": [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                ],
+                "Resource": sorted(repository_arns),
+            },
+            {
+                "Sid": "WriteJobLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [f"{log_group_arn}:*"],
+            },
+        ],
+    }
+
+
+def pipeline_role_policy(
+    *,
+    region: str,
+    account_id: str,
+    job_queue_arns: list[str],
+    job_definition_arns: list[str],
+    decisions_object_arn: str,
+    kms_key_arn: str,
+    alert_topic_arn: str,
+) -> PolicyDocument:
+    """What the retrain state machine may do: run the platform's Batch jobs, read the
+    evaluate decision, publish alerts, and manage the managed rule `.sync` relies on."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SubmitPlatformJobs",
+                "Effect": "Allow",
+                "Action": ["batch:SubmitJob"],
+                "Resource": sorted(job_queue_arns) + sorted(job_definition_arns),
+            },
+            {
+                "Sid": "TrackJobs",
+                "Effect": "Allow",
+                # DescribeJobs/TerminateJob have no resource-level permissions.
+                "Action": ["batch:DescribeJobs", "batch:TerminateJob"],
+                "Resource": "*",
+            },
+            {
+                "Sid": "BatchSyncIntegration",
+                "Effect": "Allow",
+                "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                "Resource": [
+                    f"arn:aws:events:{region}:{account_id}:rule/"
+                    "StepFunctionsGetEventsForBatchJobsRule"
+                ],
+            },
+            {
+                "Sid": "ReadDecision",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": [decisions_object_arn],
+            },
+            {
+                "Sid": "DecryptDecisionAndAlerts",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": [kms_key_arn],
+            },
+            {
+                "Sid": "PublishAlerts",
+                "Effect": "Allow",
+                "Action": ["sns:Publish"],
+                "Resource": [alert_topic_arn],
+            },
+            {
+                "Sid": "DeliverExecutionLogs",
+                "Effect": "Allow",
+                # CloudWatch Logs delivery for Step Functions requires "*" resources.
+                "Action": [
+                    "logs:CreateLogDelivery",
+                    "logs:GetLogDelivery",
+                    "logs:UpdateLogDelivery",
+                    "logs:DeleteLogDelivery",
+                    "logs:ListLogDeliveries",
+                    "logs:PutResourcePolicy",
+                    "logs:DescribeResourcePolicies",
+                    "logs:DescribeLogGroups",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "Tracing",
+                "Effect": "Allow",
+                "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def start_execution_policy(state_machine_arn: str) -> PolicyDocument:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["states:StartExecution"],
+                "Resource": [state_machine_arn],
             }
         ],
     }

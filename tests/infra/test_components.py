@@ -130,7 +130,7 @@ def test_kms_key_rotates_and_admits_cloudwatch_logs(any_plan: Plan) -> None:
     assert key.inputs["deletionWindowInDays"] == 30, key.urn
     policy = json.loads(key.inputs["policy"])
     sids = {s["Sid"] for s in policy["Statement"]}
-    assert sids == {"AccountAdministration", "CloudWatchLogsEncryption"}, key.urn
+    assert sids == {"AccountAdministration", "CloudWatchLogsEncryption", "AlertPublishers"}, key.urn
 
 
 def test_ecr_repositories_scan_are_immutable_encrypted_and_expire(any_plan: Plan) -> None:
@@ -204,11 +204,19 @@ def test_network_endpoints_and_flow_logs(dev_plan: Plan) -> None:
         assert endpoint.inputs["privateDnsEnabled"] is True, endpoint.urn
     (flow_log,) = dev_plan.of_type("aws:ec2/flowLog:FlowLog")
     assert flow_log.inputs["trafficType"] == "ALL"
-    (group,) = dev_plan.of_type("aws:cloudwatch/logGroup:LogGroup")
+    (group,) = [
+        g
+        for g in dev_plan.of_type("aws:cloudwatch/logGroup:LogGroup")
+        if g.name.endswith("flow-logs")
+    ]
     assert group.inputs["retentionInDays"] == 90 and group.inputs["kmsKeyId"] == _kms_key_arn(
         dev_plan
     )
-    (sg,) = dev_plan.of_type("aws:ec2/securityGroup:SecurityGroup")
+    (sg,) = [
+        g
+        for g in dev_plan.of_type("aws:ec2/securityGroup:SecurityGroup")
+        if g.name.endswith("endpoints-sg")
+    ]
     assert sg.inputs["ingress"][0]["cidrBlocks"] == ["10.40.0.0/16"], "endpoints must not be open"
     (default_sg,) = dev_plan.of_type("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
     assert "ingress" not in default_sg.inputs and "egress" not in default_sg.inputs

@@ -1,0 +1,167 @@
+"""Pipeline: the retrain state machine, its schedule, and the drift alarm → retrain rule."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.planning import iam
+from infra.planning.pipeline import (
+    PIPELINE_JOBS,
+    alarm_state_change_pattern,
+    latest_decision_key,
+    state_machine_definition,
+)
+from infra.planning.tags import resource_tags
+
+
+@dataclass(frozen=True)
+class PipelineArgs:
+    base_name: str
+    tags: dict[str, str]
+    region: str
+    account_id: pulumi.Input[str]
+    job_queue_arn: pulumi.Input[str]
+    job_definition_arns: dict[str, pulumi.Output[str]]
+    models_bucket_name: pulumi.Input[str]
+    models_bucket_arn: pulumi.Input[str]
+    model_name: str
+    kms_key_arn: pulumi.Input[str]
+    alert_topic_arn: pulumi.Input[str]
+    drift_alarm_arn: pulumi.Input[str]
+    schedule: str | None
+    log_retention_days: int
+
+
+class Pipeline(pulumi.ComponentResource):
+    state_machine_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:pipeline:Pipeline", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        base = f"{args.base_name}-retrain"
+
+        def tags(name: str) -> dict[str, str]:
+            return resource_tags(name, args.tags)
+
+        definitions = [args.job_definition_arns[job] for job in PIPELINE_JOBS]
+        role = aws.iam.Role(
+            f"{base}-role",
+            assume_role_policy=json.dumps(iam.assume_role_policy("states.amazonaws.com")),
+            tags=tags(f"{base}-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{base}-policy",
+            role=role.id,
+            policy=pulumi.Output.all(
+                args.account_id,
+                args.job_queue_arn,
+                args.models_bucket_arn,
+                args.kms_key_arn,
+                args.alert_topic_arn,
+                *definitions,
+            ).apply(
+                lambda a: json.dumps(
+                    iam.pipeline_role_policy(
+                        region=args.region,
+                        account_id=a[0],
+                        job_queue_arns=[a[1]],
+                        job_definition_arns=list(a[5:]),
+                        decisions_object_arn=f"{a[2]}/{latest_decision_key(args.model_name)}",
+                        kms_key_arn=a[3],
+                        alert_topic_arn=a[4],
+                    )
+                )
+            ),
+            opts=child,
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{base}-logs",
+            # Step Functions needs the /aws/vendedlogs/ prefix to avoid resource-policy limits.
+            name=f"/aws/vendedlogs/states/{base}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags(f"{base}-logs"),
+            opts=child,
+        )
+        definition = pulumi.Output.all(
+            args.job_queue_arn,
+            args.models_bucket_name,
+            args.alert_topic_arn,
+            *[args.job_definition_arns[job] for job in PIPELINE_JOBS],
+        ).apply(
+            lambda a: json.dumps(
+                state_machine_definition(
+                    job_queue_arn=a[0],
+                    models_bucket=a[1],
+                    alert_topic_arn=a[2],
+                    model_name=args.model_name,
+                    job_definition_arns=dict(zip(PIPELINE_JOBS, a[3:], strict=True)),
+                ),
+                sort_keys=True,
+            )
+        )
+        machine = aws.sfn.StateMachine(
+            base,
+            role_arn=role.arn,
+            definition=definition,
+            type="STANDARD",
+            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
+                level="ERROR",
+                include_execution_data=False,
+                log_destination=log_group.arn.apply(lambda arn: f"{arn}:*"),
+            ),
+            tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
+            tags=tags(base),
+            opts=child,
+        )
+
+        events_role = aws.iam.Role(
+            f"{base}-events-role",
+            assume_role_policy=json.dumps(iam.assume_role_policy("events.amazonaws.com")),
+            tags=tags(f"{base}-events-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{base}-events-policy",
+            role=events_role.id,
+            policy=machine.arn.apply(lambda arn: json.dumps(iam.start_execution_policy(arn))),
+            opts=child,
+        )
+
+        triggers: dict[str, aws.cloudwatch.EventRule] = {
+            "drift": aws.cloudwatch.EventRule(
+                f"{base}-on-drift",
+                description="Retrain when the drift alarm enters ALARM",
+                event_pattern=pulumi.Output.from_input(args.drift_alarm_arn).apply(
+                    lambda arn: json.dumps(alarm_state_change_pattern(arn))
+                ),
+                tags=tags(f"{base}-on-drift"),
+                opts=child,
+            )
+        }
+        if args.schedule:
+            triggers["schedule"] = aws.cloudwatch.EventRule(
+                f"{base}-schedule",
+                description="Scheduled retrain",
+                schedule_expression=args.schedule,
+                tags=tags(f"{base}-schedule"),
+                opts=child,
+            )
+        for trigger, rule in triggers.items():
+            aws.cloudwatch.EventTarget(
+                f"{base}-{trigger}-target",
+                rule=rule.name,
+                arn=machine.arn,
+                role_arn=events_role.arn,
+                opts=child,
+            )
+
+        self.state_machine_arn = machine.arn
+        self.register_outputs({"state_machine_arn": machine.arn})

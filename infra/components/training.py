@@ -1,0 +1,318 @@
+"""TrainingCompute: AWS Batch environments that scale to zero, queues, job definitions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.planning import iam
+from infra.planning.pipeline import BATCH_JOBS, retry_strategy
+from infra.planning.tags import resource_tags
+from training_jobs import contract
+
+
+@dataclass(frozen=True)
+class TrainingComputeArgs:
+    base_name: str
+    tags: dict[str, str]
+    vpc_id: pulumi.Input[str]
+    subnet_ids: pulumi.Input[list[str]]
+    kms_key_arn: pulumi.Input[str]
+    bucket_names: dict[str, pulumi.Output[str]]
+    bucket_arns: dict[str, pulumi.Output[str]]
+    jobs_repository_url: pulumi.Input[str]
+    jobs_repository_arn: pulumi.Input[str]
+    region: str
+    image_tag: str
+    instance_types: tuple[str, ...]
+    max_vcpus: int
+    spot: bool
+    on_demand_fallback: bool
+    gpu_enabled: bool
+    gpu_instance_types: tuple[str, ...]
+    gpu_max_vcpus: int
+    job_vcpus: float
+    job_memory_mib: int
+    job_timeout_minutes: int
+    job_attempts: int
+    log_retention_days: int
+
+
+def _container_properties(
+    job: str, args: TrainingComputeArgs, env_names: list[str]
+) -> Callable[[dict[str, Any]], str]:
+    """Batch container properties of one job module, from the resolved role/image values."""
+
+    def render(a: dict[str, Any]) -> str:
+        environment = [{"name": k, "value": a[k]} for k in env_names]
+        environment.append({"name": "AWS_REGION", "value": args.region})
+        return json.dumps(
+            {
+                "image": f"{a['image']}:{args.image_tag}",
+                "command": ["python", "-m", f"training_jobs.{job}"],
+                "jobRoleArn": a["job_role"],
+                "executionRoleArn": a["execution_role"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": f"{args.job_vcpus:g}"},
+                    {"type": "MEMORY", "value": str(args.job_memory_mib)},
+                ],
+                "environment": sorted(environment, key=lambda e: e["name"]),
+                "privileged": False,
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": a["log_group"],
+                        "awslogs-region": args.region,
+                        "awslogs-stream-prefix": job,
+                    },
+                },
+            },
+            sort_keys=True,
+        )
+
+    return render
+
+
+class TrainingCompute(pulumi.ComponentResource):
+    job_queue_arn: pulumi.Output[str]
+    job_definition_arns: dict[str, pulumi.Output[str]]
+    log_group_name: pulumi.Output[str]
+    gpu_job_queue_arn: pulumi.Output[str] | None
+
+    def __init__(
+        self, name: str, args: TrainingComputeArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:training:TrainingCompute", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        base = f"{args.base_name}-training"
+
+        def tags(name: str) -> dict[str, str]:
+            return resource_tags(name, args.tags)
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{base}-logs",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags(f"{base}-logs"),
+            opts=child,
+        )
+
+        # Instances only talk out (ECR, S3, CloudWatch over HTTPS); nothing talks in.
+        security_group = aws.ec2.SecurityGroup(
+            f"{base}-sg",
+            description="Batch job instances: HTTPS egress only",
+            vpc_id=args.vpc_id,
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    description="HTTPS to AWS APIs and the image registry",
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=["0.0.0.0/0"],
+                )
+            ],
+            tags=tags(f"{base}-sg"),
+            opts=child,
+        )
+
+        instance_role = aws.iam.Role(
+            f"{base}-instance-role",
+            assume_role_policy=json.dumps(iam.assume_role_policy("ec2.amazonaws.com")),
+            tags=tags(f"{base}-instance-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{base}-instance-ecs",
+            role=instance_role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role",
+            opts=child,
+        )
+        instance_profile = aws.iam.InstanceProfile(
+            f"{base}-instance-profile",
+            role=instance_role.name,
+            tags=tags(f"{base}-instance-profile"),
+            opts=child,
+        )
+
+        # IMDSv2 only, one hop: containers cannot borrow the instance's credentials.
+        launch_template = aws.ec2.LaunchTemplate(
+            f"{base}-lt",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        encrypted="true",
+                        kms_key_id=args.kms_key_arn,
+                        volume_size=50,
+                        volume_type="gp3",
+                    ),
+                )
+            ],
+            tags=tags(f"{base}-lt"),
+            opts=child,
+        )
+
+        def environment(
+            suffix: str, kind: str, instance_types: tuple[str, ...], max_vcpus: int
+        ) -> aws.batch.ComputeEnvironment:
+            ce_name = f"{base}-{suffix}"
+            return aws.batch.ComputeEnvironment(
+                ce_name,
+                type="MANAGED",
+                compute_resources=aws.batch.ComputeEnvironmentComputeResourcesArgs(
+                    type=kind,
+                    allocation_strategy=(
+                        "SPOT_PRICE_CAPACITY_OPTIMIZED"
+                        if kind == "SPOT"
+                        else "BEST_FIT_PROGRESSIVE"
+                    ),
+                    # Scale to zero: no job, no instance, no bill.
+                    min_vcpus=0,
+                    max_vcpus=max_vcpus,
+                    instance_types=list(instance_types),
+                    subnets=args.subnet_ids,
+                    security_group_ids=[security_group.id],
+                    instance_role=instance_profile.arn,
+                    launch_template=aws.batch.ComputeEnvironmentComputeResourcesLaunchTemplateArgs(
+                        launch_template_id=launch_template.id, version="$Latest"
+                    ),
+                    tags=tags(ce_name),
+                ),
+                tags=tags(ce_name),
+                opts=child,
+            )
+
+        primary_kind = "SPOT" if args.spot else "EC2"
+        primary = environment("cpu", primary_kind, args.instance_types, args.max_vcpus)
+        orders = [
+            aws.batch.JobQueueComputeEnvironmentOrderArgs(compute_environment=primary.arn, order=1)
+        ]
+        if args.spot and args.on_demand_fallback:
+            fallback = environment("cpu-ondemand", "EC2", args.instance_types, args.max_vcpus)
+            orders.append(
+                aws.batch.JobQueueComputeEnvironmentOrderArgs(
+                    compute_environment=fallback.arn, order=2
+                )
+            )
+        queue = aws.batch.JobQueue(
+            f"{base}-queue",
+            state="ENABLED",
+            priority=1,
+            compute_environment_orders=orders,
+            tags=tags(f"{base}-queue"),
+            opts=child,
+        )
+        self.gpu_job_queue_arn = None
+        if args.gpu_enabled:
+            gpu = environment("gpu", primary_kind, args.gpu_instance_types, args.gpu_max_vcpus)
+            gpu_queue = aws.batch.JobQueue(
+                f"{base}-gpu-queue",
+                state="ENABLED",
+                priority=1,
+                compute_environment_orders=[
+                    aws.batch.JobQueueComputeEnvironmentOrderArgs(
+                        compute_environment=gpu.arn, order=1
+                    )
+                ],
+                tags=tags(f"{base}-gpu-queue"),
+                opts=child,
+            )
+            self.gpu_job_queue_arn = gpu_queue.arn
+
+        job_role = aws.iam.Role(
+            f"{base}-job-role",
+            assume_role_policy=json.dumps(iam.assume_role_policy("ecs-tasks.amazonaws.com")),
+            tags=tags(f"{base}-job-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{base}-job-policy",
+            role=job_role.id,
+            policy=pulumi.Output.all(
+                args.kms_key_arn, log_group.arn, *args.bucket_arns.values()
+            ).apply(
+                lambda a: json.dumps(
+                    iam.job_role_policy(
+                        kms_key_arn=a[0],
+                        log_group_arn=a[1],
+                        bucket_arns=list(a[2:]),
+                        metric_namespace=contract.DRIFT_METRIC_NAMESPACE,
+                    )
+                )
+            ),
+            opts=child,
+        )
+        execution_role = aws.iam.Role(
+            f"{base}-execution-role",
+            assume_role_policy=json.dumps(iam.assume_role_policy("ecs-tasks.amazonaws.com")),
+            tags=tags(f"{base}-execution-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{base}-execution-policy",
+            role=execution_role.id,
+            policy=pulumi.Output.all(args.jobs_repository_arn, log_group.arn).apply(
+                lambda a: json.dumps(
+                    iam.execution_role_policy(repository_arns=[a[0]], log_group_arn=a[1])
+                )
+            ),
+            opts=child,
+        )
+
+        bucket_env = {
+            f"MLOPS_{output.upper()}": args.bucket_names[role]
+            for role, output in contract.OUTPUT_BUCKETS.items()
+        }
+        definitions: dict[str, pulumi.Output[str]] = {}
+        for job in BATCH_JOBS:
+            definition_name = f"{base}-{job}"
+            container = pulumi.Output.all(
+                image=args.jobs_repository_url,
+                job_role=job_role.arn,
+                execution_role=execution_role.arn,
+                log_group=log_group.name,
+                **bucket_env,
+            ).apply(_container_properties(job, args, sorted(bucket_env)))
+            definition = aws.batch.JobDefinition(
+                definition_name,
+                type="container",
+                platform_capabilities=["EC2"],
+                container_properties=container,
+                retry_strategy=aws.batch.JobDefinitionRetryStrategyArgs(
+                    attempts=args.job_attempts,
+                    evaluate_on_exits=[
+                        aws.batch.JobDefinitionRetryStrategyEvaluateOnExitArgs(
+                            action=rule["action"],
+                            on_status_reason=rule.get("onStatusReason"),
+                            on_reason=rule.get("onReason"),
+                        )
+                        for rule in retry_strategy(args.job_attempts)["evaluateOnExit"]
+                    ],
+                ),
+                timeout=aws.batch.JobDefinitionTimeoutArgs(
+                    attempt_duration_seconds=args.job_timeout_minutes * 60
+                ),
+                propagate_tags=True,
+                tags=tags(definition_name),
+                opts=child,
+            )
+            definitions[job] = definition.arn
+
+        self.job_queue_arn = queue.arn
+        self.job_definition_arns = definitions
+        self.log_group_name = log_group.name
+        self.register_outputs(
+            {
+                "job_queue_arn": queue.arn,
+                "job_definition_arns": definitions,
+                "log_group": log_group.name,
+            }
+        )

@@ -1,0 +1,138 @@
+"""The retrain pipeline as data: the Step Functions definition and the event patterns.
+
+prepare → train → evaluate → (decision) → register, each a Batch job run with the
+`submitJob.sync` integration. The evaluate job writes its decision to S3; the state machine
+reads it and registers only on "promote". Any failure publishes to the alert topic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from training_jobs import contract
+
+# The lifecycle in order; each becomes a Batch job definition and a state.
+PIPELINE_JOBS: tuple[str, ...] = ("prepare", "train", "evaluate", "register")
+# Job modules with a Batch job definition (drift runs on its own schedule).
+BATCH_JOBS: tuple[str, ...] = (*PIPELINE_JOBS, "drift")
+
+
+def latest_decision_key(model_name: str) -> str:
+    """Where `evaluate` leaves its newest decision, for the state machine's choice."""
+    return f"{contract.PREFIX_DECISIONS}{model_name}/latest.json"
+
+
+def _state_name(job: str) -> str:
+    return job.capitalize()
+
+
+def _catch() -> list[dict[str, Any]]:
+    return [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}]
+
+
+def _batch_task(job: str, queue_arn: str, definition_arn: str, next_state: str) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::batch:submitJob.sync",
+        "Parameters": {
+            "JobName.$": f"States.Format('{job}-{{}}', $$.Execution.Name)",
+            "JobQueue": queue_arn,
+            "JobDefinition": definition_arn,
+            "ContainerOverrides": {
+                "Environment": [{"Name": "MLOPS_PIPELINE_EXECUTION", "Value.$": "$$.Execution.Id"}]
+            },
+        },
+        "ResultPath": f"$.jobs.{job}",
+        "Catch": _catch(),
+        "Next": next_state,
+    }
+
+
+def state_machine_definition(
+    *,
+    job_queue_arn: str,
+    job_definition_arns: dict[str, str],
+    models_bucket: str,
+    model_name: str,
+    alert_topic_arn: str,
+) -> dict[str, Any]:
+    """The Amazon States Language document of the retrain pipeline."""
+    missing = [job for job in PIPELINE_JOBS if job not in job_definition_arns]
+    if missing:
+        raise ValueError(f"no job definition for {', '.join(missing)}")
+    states: dict[str, Any] = {
+        "Prepare": _batch_task("prepare", job_queue_arn, job_definition_arns["prepare"], "Train"),
+        "Train": _batch_task("train", job_queue_arn, job_definition_arns["train"], "Evaluate"),
+        "Evaluate": _batch_task(
+            "evaluate", job_queue_arn, job_definition_arns["evaluate"], "ReadDecision"
+        ),
+        "ReadDecision": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
+            "Parameters": {"Bucket": models_bucket, "Key": latest_decision_key(model_name)},
+            "ResultSelector": {"decision.$": "States.StringToJson($.Body)"},
+            "ResultPath": "$.evaluation",
+            "Catch": _catch(),
+            "Next": "PromoteOrReject",
+        },
+        "PromoteOrReject": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Variable": "$.evaluation.decision.decision",
+                    "StringEquals": "promote",
+                    "Next": "Register",
+                }
+            ],
+            "Default": "CandidateRejected",
+        },
+        "Register": _batch_task(
+            "register", job_queue_arn, job_definition_arns["register"], "Promoted"
+        ),
+        "Promoted": {"Type": "Succeed"},
+        "CandidateRejected": {"Type": "Succeed", "Comment": "the champion stays"},
+        "NotifyFailure": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {
+                "TopicArn": alert_topic_arn,
+                "Subject": "mlops retrain pipeline failed",
+                "Message.$": "States.JsonToString($.error)",
+            },
+            "Next": "Failed",
+        },
+        "Failed": {"Type": "Fail", "Error": "PipelineFailed"},
+    }
+    return {
+        "Comment": "Retrain: prepare -> train -> evaluate -> register on promote",
+        "StartAt": "Prepare",
+        "TimeoutSeconds": 6 * 3600,
+        "States": states,
+    }
+
+
+def alarm_state_change_pattern(alarm_arn: str) -> dict[str, Any]:
+    """EventBridge pattern: this CloudWatch alarm entered ALARM."""
+    return {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "resources": [alarm_arn],
+        "detail": {"state": {"value": ["ALARM"]}},
+    }
+
+
+def drift_alarm_name(base_name: str) -> str:
+    """The drift alarm's name: the monitoring alarm and the pipeline's rule share it."""
+    return f"{base_name}-drift"
+
+
+def retry_strategy(attempts: int) -> dict[str, Any]:
+    """Retry when the host went away (spot interruption), never on an application error."""
+    return {
+        "attempts": attempts,
+        "evaluateOnExit": [
+            {"onStatusReason": "Host EC2*", "action": "RETRY"},
+            {"onReason": "CannotPullContainerError*", "action": "RETRY"},
+            {"onReason": "*", "action": "EXIT"},
+        ],
+    }
