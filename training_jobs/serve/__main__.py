@@ -1,0 +1,3 @@
+from training_jobs.serve.main import main
+
+raise SystemExit(main())
