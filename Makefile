@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
-demo: $(STAMP)  ## run the ML lifecycle on the embedded local platform
-	$(VENV)/bin/mlops plan --stack dev
+demo: $(STAMP)  ## run the ML lifecycle on the embedded local platform (moto_server + MLflow)
+	@mkdir -p .demo
+	@# The emulator is seeded from the local stack's offline plan, so names never diverge.
+	$(VENV)/bin/mlops plan --stack local --json .demo/local-plan.json
+	$(PY) -m training_jobs.local demo --plan .demo/local-plan.json $(DEMO_ARGS)
 
 test: lint typecheck unit  ## ruff, mypy (strict) and pytest
 

@@ -1,0 +1,3 @@
+from training_jobs.drift.job import main
+
+raise SystemExit(main())
