@@ -40,7 +40,8 @@ PREFIX_MANIFESTS: Final = "manifests/"
 PREFIX_REJECTS: Final = "rejects/"
 PREFIX_CAPTURES: Final = "captures/"
 PREFIX_DRIFT_REPORTS: Final = "drift-reports/"
-PREFIX_DECISIONS: Final = "decisions/"
+PREFIX_DECISIONS: Final = "decisions/"  # <model>/<run_id>.json and <model>/latest.json
+PREFIX_CANDIDATES: Final = "candidates/"  # <model>/latest.json: the run train last produced
 PREFIX_MLFLOW_ARTIFACTS: Final = "mlflow/"
 
 # CloudWatch metrics the drift job publishes and the monitoring alarms watch.

@@ -75,3 +75,30 @@ def shift(frame: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
     out["logins_30d"] = (out["logins_30d"] * 0.6).round()
     out["plan"] = rng.choice(["basic", "standard", "premium"], n, p=[0.2, 0.35, 0.45])
     return out
+
+
+# One way each to break the schema, cycled through by `with_corrupt_rows`.
+_CORRUPTIONS: tuple[dict[str, str], ...] = (
+    {"tenure_months": "twelve"},
+    {"age": "-4"},
+    {"plan": "platinum"},
+    {"monthly_charges": ""},
+    {"churned": "yes"},
+    {"region": "atlantis", "devices": "1e9"},
+)
+
+
+def with_corrupt_rows(frame: pd.DataFrame, n_corrupt: int) -> pd.DataFrame:
+    """`frame` as text (as a CSV export would hold it) plus `n_corrupt` broken rows.
+
+    The broken rows get fresh ids, so each is rejected for its broken values alone.
+    """
+    text = frame.astype(str).replace("nan", "")
+    next_id = int(frame[schema.ID_COLUMN].max()) + 1 if len(frame) else 0
+    broken = [
+        text.iloc[i % len(text)].to_dict()
+        | {schema.ID_COLUMN: str(next_id + i)}
+        | _CORRUPTIONS[i % len(_CORRUPTIONS)]
+        for i in range(n_corrupt)
+    ]
+    return pd.concat([text, pd.DataFrame(broken, columns=text.columns)], ignore_index=True)

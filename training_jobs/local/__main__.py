@@ -1,0 +1,3 @@
+from training_jobs.local.demo import main
+
+raise SystemExit(main())
