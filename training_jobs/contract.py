@@ -53,3 +53,8 @@ DRIFT_DIMENSION_FEATURE: Final = "Feature"
 
 # The MLflow registry alias the model server follows.
 CHAMPION_ALIAS: Final = "champion"
+
+
+def latest_decision_key(model_name: str) -> str:
+    """Where `evaluate` leaves its newest decision; the retrain state machine reads it."""
+    return f"{PREFIX_DECISIONS}{model_name}/latest.json"

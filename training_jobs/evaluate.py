@@ -103,8 +103,7 @@ def decision_key(model_name: str, run_id: str) -> str:
     return f"{contract.PREFIX_DECISIONS}{model_name}/{run_id}.json"
 
 
-def latest_decision_key(model_name: str) -> str:
-    return f"{contract.PREFIX_DECISIONS}{model_name}/latest.json"
+latest_decision_key = contract.latest_decision_key
 
 
 def decide(

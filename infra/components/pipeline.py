@@ -12,10 +12,10 @@ from infra.planning import iam
 from infra.planning.pipeline import (
     PIPELINE_JOBS,
     alarm_state_change_pattern,
-    latest_decision_key,
     state_machine_definition,
 )
 from infra.planning.tags import resource_tags
+from training_jobs.contract import latest_decision_key
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from training_jobs import contract
+from training_jobs.contract import latest_decision_key
 
 # The lifecycle in order; each becomes a Batch job definition and a state.
 PIPELINE_JOBS: tuple[str, ...] = ("prepare", "train", "evaluate", "register")
 # Job modules with a Batch job definition (drift runs on its own schedule).
 BATCH_JOBS: tuple[str, ...] = (*PIPELINE_JOBS, "drift")
-
-
-def latest_decision_key(model_name: str) -> str:
-    """Where `evaluate` leaves its newest decision, for the state machine's choice."""
-    return f"{contract.PREFIX_DECISIONS}{model_name}/latest.json"
 
 
 def _state_name(job: str) -> str:
