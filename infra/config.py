@@ -247,6 +247,16 @@ def _default_node_groups() -> tuple[NodeGroupConfig, ...]:
     )
 
 
+# Versions current for Kubernetes 1.33 (aws eks describe-addon-versions); pin per stack.
+DEFAULT_ADDON_VERSIONS: dict[str, str] = {
+    "vpc-cni": "v1.20.1-eksbuild.1",
+    "coredns": "v1.12.2-eksbuild.4",
+    "kube-proxy": "v1.33.0-eksbuild.2",
+    "eks-pod-identity-agent": "v1.3.8-eksbuild.2",
+    "aws-ebs-csi-driver": "v1.46.0-eksbuild.1",
+}
+
+
 class ServingConfig(_Section):
     enabled: bool = Field(True, description="Build the EKS serving cluster and model server.")
     kubernetes_version: str = Field("1.33", description="Pinned EKS Kubernetes version.")
@@ -260,6 +270,43 @@ class ServingConfig(_Section):
     )
     replicas: int = Field(2, ge=1, le=100, description="Model server replicas (HPA minimum).")
     max_replicas: int = Field(6, ge=1, le=500, description="Model server HPA maximum.")
+    admin_principal_arns: tuple[str, ...] = Field(
+        (),
+        description="IAM role/user ARNs given cluster-admin through EKS access entries (the "
+        "identity running `pulumi up` is admin as cluster creator).",
+    )
+    addon_versions: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_ADDON_VERSIONS),
+        description="Pinned EKS add-on versions; every one of vpc-cni, coredns, kube-proxy, "
+        "eks-pod-identity-agent and aws-ebs-csi-driver must be listed.",
+    )
+    server_image_tag: str = Field("0.1.0", description="Tag of the model server image.")
+    server_cpu: str = Field("1", description="CPU request (and limit) per server pod.")
+    server_memory: str = Field("2Gi", description="Memory request and limit per server pod.")
+    drain_seconds: int = Field(
+        20, ge=1, le=600, description="Time the server drains in-flight requests on SIGTERM."
+    )
+    model_name: str = Field("churn", description="Registered model the server loads.")
+
+    @field_validator("admin_principal_arns")
+    @classmethod
+    def _principals(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/.+$", arn):
+                raise ValueError(f"{arn!r} is not an IAM role or user ARN")
+        return value
+
+    @field_validator("addon_versions")
+    @classmethod
+    def _addons(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = sorted(set(DEFAULT_ADDON_VERSIONS) - set(value))
+        unknown = sorted(set(value) - set(DEFAULT_ADDON_VERSIONS))
+        if missing or unknown:
+            raise ValueError(
+                f"missing {missing or 'none'}, unknown {unknown or 'none'}; list exactly "
+                f"{', '.join(sorted(DEFAULT_ADDON_VERSIONS))}"
+            )
+        return value
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -307,6 +354,10 @@ class TrackingConfig(_Section):
     db_multi_az: bool = Field(False, description="RDS standby in a second AZ.")
     db_backup_retention_days: int = Field(7, ge=0, le=35, description="RDS backup retention.")
     db_deletion_protection: bool = Field(False, description="RDS deletion protection.")
+    db_engine_version: str = Field("16.4", description="PostgreSQL engine version.")
+    storage_gib: int = Field(
+        10, ge=1, le=1000, description="Volume for the in-cluster (dev) MLflow database."
+    )
 
     @field_validator("db_instance_class")
     @classmethod

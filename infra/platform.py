@@ -12,8 +12,11 @@ from infra.components.datalake import DataLake, DataLakeArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.pipeline import Pipeline, PipelineArgs
 from infra.components.registry import Registry, RegistryArgs
+from infra.components.serving import NodeGroupSpec, ServingCluster, ServingClusterArgs
+from infra.components.tracking import MLFLOW_NAME, Tracking, TrackingArgs
 from infra.components.training import TrainingCompute, TrainingComputeArgs
 from infra.config import PlatformConfig
+from infra.planning import k8s as manifests
 from infra.planning.pipeline import drift_alarm_name
 from infra.planning.tags import platform_tags
 from training_jobs import contract
@@ -28,6 +31,8 @@ class Platform:
     alerts: Alerts
     training: TrainingCompute | None
     pipeline: Pipeline | None
+    serving: ServingCluster | None
+    tracking: Tracking | None
 
     def outputs(self) -> dict[str, pulumi.Input[object]]:
         """The stack outputs: few, stable, snake_case; what jobs and operators need."""
@@ -48,6 +53,11 @@ class Platform:
             out["job_queue_arn"] = self.training.job_queue_arn
         if self.pipeline is not None:
             out["state_machine_arn"] = self.pipeline.state_machine_arn
+        if self.serving is not None:
+            out["cluster_name"] = self.serving.cluster_name
+            out["serving_namespace"] = self.serving.namespace
+        if self.tracking is not None:
+            out[contract.OUTPUT_TRACKING_URI] = self.tracking.tracking_uri
         return out
 
 
@@ -194,6 +204,9 @@ def build(config: PlatformConfig) -> Platform:
                 log_retention_days=config.monitoring.log_retention_days,
             ),
         )
+    serving = tracking = None
+    if network is not None and config.serving.enabled:
+        serving, tracking = _serving_and_tracking(config, tags, network, datalake, registry)
     return Platform(
         config=config,
         datalake=datalake,
@@ -202,4 +215,99 @@ def build(config: PlatformConfig) -> Platform:
         alerts=alerts,
         training=training,
         pipeline=pipeline,
+        serving=serving,
+        tracking=tracking,
     )
+
+
+SERVING_NAMESPACE = "mlops-serving"
+TRACKING_NAMESPACE = "mlflow"
+
+
+def _serving_and_tracking(
+    config: PlatformConfig,
+    tags: dict[str, str],
+    network: Network,
+    datalake: DataLake,
+    registry: Registry,
+) -> tuple[ServingCluster, Tracking]:
+    base = config.base_name
+    s = config.serving
+    tracking_uri = manifests.service_url(MLFLOW_NAME, TRACKING_NAMESPACE, manifests.MLFLOW_PORT)
+    serving = ServingCluster(
+        f"{base}-serving",
+        ServingClusterArgs(
+            base_name=base,
+            tags=tags,
+            region=config.region,
+            kubernetes_version=s.kubernetes_version,
+            subnet_ids=network.private_subnet_ids,
+            kms_key_arn=datalake.kms_key_arn,
+            public_access_cidrs=tuple(str(c) for c in s.public_access_cidrs),
+            node_groups=tuple(
+                NodeGroupSpec(
+                    name=g.name,
+                    instance_types=g.instance_types,
+                    min_size=g.min_size,
+                    desired_size=g.desired_size,
+                    max_size=g.max_size,
+                    disk_size_gib=g.disk_size_gib,
+                    capacity_type=g.capacity_type,
+                )
+                for g in s.node_groups
+            ),
+            addon_versions=s.addon_versions,
+            admin_principal_arns=s.admin_principal_arns,
+            log_retention_days=config.monitoring.log_retention_days,
+            deletion_protection=config.environment == "prod",
+            namespace=SERVING_NAMESPACE,
+            extra_namespaces=(TRACKING_NAMESPACE,),
+            server_image=registry.repository_urls[contract.REPOSITORY_SERVER].apply(
+                lambda url: f"{url}:{s.server_image_tag}"
+            ),
+            server_env={
+                "MLOPS_SERVE_MODEL_NAME": s.model_name,
+                "MLOPS_SERVE_TRACKING_URI": tracking_uri,
+                "MLOPS_SERVE_CAPTURE_BUCKET": datalake.bucket_names[contract.BUCKET_CAPTURES],
+                "AWS_REGION": config.region,
+            },
+            server_replicas=s.replicas,
+            server_max_replicas=s.max_replicas,
+            server_cpu=s.server_cpu,
+            server_memory=s.server_memory,
+            drain_seconds=s.drain_seconds,
+            models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
+            captures_bucket_arn=datalake.bucket_arns[contract.BUCKET_CAPTURES],
+        ),
+    )
+    t = config.tracking
+    tracking = Tracking(
+        f"{base}-tracking",
+        TrackingArgs(
+            base_name=base,
+            tags=tags,
+            region=config.region,
+            namespace=TRACKING_NAMESPACE,
+            provider=serving.provider,
+            cluster_name=serving.cluster_name,
+            cluster_security_group_id=serving.cluster_security_group_id,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            image=registry.repository_urls[contract.REPOSITORY_JOBS].apply(
+                lambda url: f"{url}:{config.training.image_tag}"
+            ),
+            models_bucket_name=datalake.bucket_names[contract.BUCKET_MODELS],
+            models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
+            kms_key_arn=datalake.kms_key_arn,
+            database=t.database,
+            db_instance_class=t.db_instance_class,
+            db_allocated_storage_gib=t.db_allocated_storage_gib,
+            db_engine_version=t.db_engine_version,
+            db_multi_az=t.db_multi_az,
+            db_backup_retention_days=t.db_backup_retention_days,
+            db_deletion_protection=t.db_deletion_protection,
+            storage_gib=t.storage_gib,
+            protect=config.environment == "prod",
+        ),
+    )
+    return serving, tracking

@@ -40,10 +40,23 @@ def main() -> None:
     default=None,
     help="Directory holding Pulumi.yaml (default: nearest above the current directory).",
 )
-def plan_command(stack: str, json_path: str | None, project_dir: Path | None) -> None:
+@click.option(
+    "--k8s-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write every Kubernetes object of the plan as YAML into this directory.",
+)
+def plan_command(
+    stack: str, json_path: str | None, project_dir: Path | None, k8s_out: Path | None
+) -> None:
     """Run the Pulumi program offline under recording mocks and show its resources."""
     result = build_plan(stack, project_dir)
     _close_event_loop()
+    if k8s_out is not None:
+        from mlops.k8s_export import write_manifests
+
+        written = write_manifests(result, k8s_out)
+        click.echo(f"wrote {len(written)} Kubernetes objects to {k8s_out}", err=True)
     if json_path is None:
         click.echo(plan_model.render_tree(result))
     elif json_path == "-":
@@ -67,11 +80,17 @@ def build_plan(stack: str, project_dir: Path | None = None) -> plan_model.Plan:
 
 
 @main.command("config-reference")
-def config_reference_command() -> None:
+@click.option("--write", is_flag=True, help="Update the reference inside Pulumi.yaml in place.")
+def config_reference_command(write: bool) -> None:
     """Print the `mlops:` settings reference (kept in Pulumi.yaml, checked by the tests)."""
-    from mlops.docs import config_reference
+    from mlops.docs import config_reference, update_project_file
 
-    click.echo(config_reference(), nl=False)
+    if write:
+        path = find_project().root / "Pulumi.yaml"
+        update_project_file(path)
+        click.echo(f"updated {path.name}", err=True)
+    else:
+        click.echo(config_reference(), nl=False)
 
 
 def _close_event_loop() -> None:

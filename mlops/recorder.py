@@ -128,6 +128,24 @@ class _Mocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:iam::{account}:role/{resource_id}"
         elif typ == "aws:cloudwatch/logGroup:LogGroup":
             state["arn"] = f"arn:aws:logs:{region}:{account}:log-group:{resource_id}"
+        elif typ == "aws:eks/cluster:Cluster":
+            state["endpoint"] = f"https://{digest[:32].upper()}.gr7.{region}.eks.amazonaws.com"
+            state["certificateAuthority"] = {"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="}
+            state["vpcConfig"] = {
+                **inputs.get("vpcConfig", {}),
+                "clusterSecurityGroupId": f"sg-{digest[:17]}",
+                "vpcId": f"vpc-{digest[17:29]}",
+            }
+            state["arn"] = f"arn:aws:eks:{region}:{account}:cluster/{resource_id}"
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            resource_id = f"lt-{digest[:17]}"
+            state["latestVersion"] = 1
+        elif typ == "aws:rds/instance:Instance":
+            state["address"] = f"{resource_id}.{digest[:12]}.{region}.rds.amazonaws.com"
+            state["port"] = 5432
+        elif typ == "random:index/randomPassword:RandomPassword":
+            # Never a real secret: the plan only needs a value to flow into dependents.
+            state["result"] = f"offline-plan-{digest[:16]}"
         return resource_id, state
 
     def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]

@@ -304,3 +304,53 @@ def start_execution_policy(state_machine_arn: str) -> PolicyDocument:
             }
         ],
     }
+
+
+def pod_identity_trust_policy() -> PolicyDocument:
+    """Trust for EKS Pod Identity: the agent assumes the role on a pod's behalf."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "pods.eks.amazonaws.com"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ],
+    }
+
+
+def bucket_access_policy(
+    *, read_arns: list[str], write_arns: list[str], kms_key_arn: str
+) -> PolicyDocument:
+    """Read objects of some buckets, write objects of others, with the platform key."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "ListBuckets",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": sorted(set(read_arns) | set(write_arns)),
+        },
+        {
+            "Sid": "ReadObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": sorted(f"{arn}/*" for arn in set(read_arns) | set(write_arns)),
+        },
+        {
+            "Sid": "UseKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            "Resource": [kms_key_arn],
+        },
+    ]
+    if write_arns:
+        statements.append(
+            {
+                "Sid": "WriteObjects",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"],
+                "Resource": sorted(f"{arn}/*" for arn in write_arns),
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}

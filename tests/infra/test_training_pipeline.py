@@ -72,7 +72,11 @@ def test_compute_is_spot_and_scales_to_zero(dev_plan: Plan) -> None:
     (queue,) = dev_plan.of_type("aws:batch/jobQueue:JobQueue")
     orders = sorted(queue.inputs["computeEnvironmentOrders"], key=lambda o: o["order"])
     assert [o["order"] for o in orders] == [1, 2]
-    (template,) = dev_plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    (template,) = [
+        t
+        for t in dev_plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+        if t.name == "mlops-dev-training-lt"
+    ]
     assert template.inputs["metadataOptions"]["httpTokens"] == "required"
     assert template.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1
     assert not dev_plan.of_type("aws:batch/jobQueue:JobQueue")[0].inputs.get("schedulingPolicyArn")

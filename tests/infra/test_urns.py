@@ -20,8 +20,16 @@ PINNED_PROD_URNS = {
     f"{P}mlops:registry:Registry$aws:ecr/repository:Repository::mlops-prod-jobs",
     f"{P}mlops:registry:Registry$aws:ecr/repository:Repository::mlops-prod-server",
     f"{P}mlops:network:Network$aws:ec2/vpc:Vpc::mlops-prod-vpc",
+    f"{P}mlops:serving:ServingCluster$aws:eks/cluster:Cluster::mlops-prod-eks",
+    f"{P}mlops:tracking:Tracking$aws:rds/instance:Instance::mlops-prod-tracking-db",
 }
-STATEFUL_TYPES = {"aws:s3/bucket:Bucket", "aws:kms/key:Key", "aws:ecr/repository:Repository"}
+STATEFUL_TYPES = {
+    "aws:s3/bucket:Bucket",
+    "aws:kms/key:Key",
+    "aws:ecr/repository:Repository",
+    "aws:eks/cluster:Cluster",
+    "aws:rds/instance:Instance",
+}
 
 
 def test_stateful_urns_are_pinned(prod_plan: Plan) -> None:

@@ -1,0 +1,421 @@
+"""ServingCluster: EKS with hardened node groups, add-ons, access, and the model server."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.planning import iam
+from infra.planning import k8s as manifests
+from infra.planning.tags import resource_tags
+
+# Every control-plane log type EKS offers (CKV_AWS_37).
+CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+)
+GPU_TAINT = ("nvidia.com/gpu", "true", "NO_SCHEDULE")
+SERVER_NAME = "model-server"
+
+
+@dataclass(frozen=True)
+class NodeGroupSpec:
+    name: str
+    instance_types: tuple[str, ...]
+    min_size: int
+    desired_size: int
+    max_size: int
+    disk_size_gib: int
+    capacity_type: str
+
+
+@dataclass(frozen=True)
+class ServingClusterArgs:
+    base_name: str
+    tags: dict[str, str]
+    region: str
+    kubernetes_version: str
+    subnet_ids: pulumi.Input[list[str]]
+    kms_key_arn: pulumi.Input[str]
+    public_access_cidrs: tuple[str, ...]
+    node_groups: tuple[NodeGroupSpec, ...]
+    addon_versions: dict[str, str]
+    admin_principal_arns: tuple[str, ...]
+    log_retention_days: int
+    deletion_protection: bool
+    namespace: str
+    server_image: pulumi.Input[str]
+    server_env: dict[str, pulumi.Input[str]]
+    server_replicas: int
+    server_max_replicas: int
+    server_cpu: str
+    server_memory: str
+    drain_seconds: int
+    models_bucket_arn: pulumi.Input[str]
+    captures_bucket_arn: pulumi.Input[str]
+    extra_namespaces: tuple[str, ...] = field(default=())
+
+
+class ServingCluster(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    cluster_security_group_id: pulumi.Output[str]
+    provider: k8s.Provider
+    namespace: str
+
+    def __init__(
+        self, name: str, args: ServingClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:serving:ServingCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        base = args.base_name
+
+        def tags(name: str) -> dict[str, str]:
+            return resource_tags(name, args.tags)
+
+        # The cluster's physical name is fixed so its log group can exist (with retention and
+        # encryption) before EKS would create one without either.
+        cluster_physical_name = base
+        log_group = aws.cloudwatch.LogGroup(
+            f"{base}-eks-logs",
+            name=f"/aws/eks/{cluster_physical_name}/cluster",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags(f"{base}-eks-logs"),
+            opts=child,
+        )
+        cluster_role = aws.iam.Role(
+            f"{base}-eks-role",
+            assume_role_policy=json.dumps(iam.assume_role_policy("eks.amazonaws.com")),
+            tags=tags(f"{base}-eks-role"),
+            opts=child,
+        )
+        cluster_policy = aws.iam.RolePolicyAttachment(
+            f"{base}-eks-cluster-policy",
+            role=cluster_role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+            opts=child,
+        )
+        public = bool(args.public_access_cidrs)
+        cluster = aws.eks.Cluster(
+            f"{base}-eks",
+            name=cluster_physical_name,
+            version=args.kubernetes_version,
+            role_arn=cluster_role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=args.subnet_ids,
+                endpoint_private_access=True,
+                endpoint_public_access=public,
+                public_access_cidrs=list(args.public_access_cidrs) if public else None,
+            ),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                resources=["secrets"],
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=args.kms_key_arn),
+            ),
+            enabled_cluster_log_types=list(CONTROL_PLANE_LOGS),
+            # The API default is EXTENDED support: 6x the control-plane price once a version
+            # leaves standard support. Upgrade instead.
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type="STANDARD"),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API",
+                bootstrap_cluster_creator_admin_permissions=True,
+            ),
+            deletion_protection=args.deletion_protection,
+            tags=tags(f"{base}-eks"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, cluster_policy]),
+        )
+
+        node_role = aws.iam.Role(
+            f"{base}-node-role",
+            assume_role_policy=json.dumps(iam.assume_role_policy("ec2.amazonaws.com")),
+            tags=tags(f"{base}-node-role"),
+            opts=child,
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{base}-node-{policy.rsplit('/', 1)[-1]}",
+                role=node_role.name,
+                policy_arn=policy,
+                opts=child,
+            )
+            for policy in NODE_POLICIES
+        ]
+
+        node_groups = []
+        for group in args.node_groups:
+            node_groups.append(self._node_group(base, group, args, cluster, node_role, attachments))
+
+        addons = []
+        ebs_role = self._pod_role(
+            f"{base}-ebs-csi",
+            args,
+            managed_policy="arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
+        )
+        for addon_name, version in sorted(args.addon_versions.items()):
+            # coredns and the EBS driver run as pods: they need nodes first.
+            needs_nodes = addon_name in ("coredns", "aws-ebs-csi-driver")
+            pod_identity = (
+                [
+                    aws.eks.AddonPodIdentityAssociationArgs(
+                        role_arn=ebs_role.arn, service_account="ebs-csi-controller-sa"
+                    )
+                ]
+                if addon_name == "aws-ebs-csi-driver"
+                else None
+            )
+            addons.append(
+                aws.eks.Addon(
+                    f"{base}-addon-{addon_name}",
+                    cluster_name=cluster.name,
+                    addon_name=addon_name,
+                    addon_version=version,
+                    resolve_conflicts_on_create="OVERWRITE",
+                    resolve_conflicts_on_update="OVERWRITE",
+                    pod_identity_associations=pod_identity,
+                    tags=tags(f"{base}-addon-{addon_name}"),
+                    opts=pulumi.ResourceOptions(
+                        parent=self, depends_on=node_groups if needs_nodes else []
+                    ),
+                )
+            )
+
+        for i, principal in enumerate(args.admin_principal_arns):
+            entry = aws.eks.AccessEntry(
+                f"{base}-admin-{i}",
+                cluster_name=cluster.name,
+                principal_arn=principal,
+                type="STANDARD",
+                tags=tags(f"{base}-admin-{i}"),
+                opts=child,
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{base}-admin-{i}-policy",
+                cluster_name=cluster.name,
+                principal_arn=principal,
+                policy_arn=ADMIN_POLICY,
+                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+            )
+
+        kubeconfig = pulumi.Output.all(
+            cluster.name, cluster.endpoint, cluster.certificate_authority.data
+        ).apply(
+            lambda a: json.dumps(
+                manifests.kubeconfig(
+                    cluster_name=a[0], endpoint=a[1], ca_data=a[2], region=args.region
+                )
+            )
+        )
+        provider = k8s.Provider(
+            f"{base}-k8s",
+            kubeconfig=kubeconfig,
+            # Fail a preview that would change objects the cluster cannot accept.
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_groups, *addons]),
+        )
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=provider)
+
+        for ns in (args.namespace, *args.extra_namespaces):
+            k8s.core.v1.Namespace(
+                f"{base}-ns-{ns}",
+                metadata={
+                    "name": ns,
+                    "labels": {
+                        # Pod Security Admission: refuse privileged pods in platform namespaces.
+                        "pod-security.kubernetes.io/enforce": "restricted",
+                        "app.kubernetes.io/part-of": "mlops-platform",
+                    },
+                },
+                opts=k8s_opts,
+            )
+
+        # Encrypted gp3 with the platform key for every volume claim (the EBS CSI driver's).
+        k8s.storage.v1.StorageClass(
+            f"{base}-gp3",
+            metadata={"name": "gp3"},
+            provisioner="ebs.csi.aws.com",
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            reclaim_policy="Retain" if args.deletion_protection else "Delete",
+            parameters=pulumi.Output.from_input(args.kms_key_arn).apply(
+                lambda arn: {"type": "gp3", "encrypted": "true", "kmsKeyId": arn}
+            ),
+            opts=k8s_opts,
+        )
+
+        server_role = self._pod_role(
+            f"{base}-model-server",
+            args,
+            policy=pulumi.Output.all(
+                args.models_bucket_arn, args.captures_bucket_arn, args.kms_key_arn
+            ).apply(
+                lambda a: json.dumps(
+                    iam.bucket_access_policy(read_arns=[a[0]], write_arns=[a[1]], kms_key_arn=a[2])
+                )
+            ),
+        )
+        aws.eks.PodIdentityAssociation(
+            f"{base}-model-server-identity",
+            cluster_name=cluster.name,
+            namespace=args.namespace,
+            service_account=SERVER_NAME,
+            role_arn=server_role.arn,
+            tags=tags(f"{base}-model-server-identity"),
+            opts=child,
+        )
+        self._model_server(base, args, k8s_opts)
+
+        self.cluster_name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
+        self.provider = provider
+        self.namespace = args.namespace
+        self.register_outputs({"cluster_name": cluster.name, "endpoint": cluster.endpoint})
+
+    def _node_group(
+        self,
+        base: str,
+        group: NodeGroupSpec,
+        args: ServingClusterArgs,
+        cluster: aws.eks.Cluster,
+        node_role: aws.iam.Role,
+        attachments: list[aws.iam.RolePolicyAttachment],
+    ) -> aws.eks.NodeGroup:
+        child = pulumi.ResourceOptions(parent=self)
+        name = f"{base}-ng-{group.name}"
+        # IMDSv2 only with one hop: pods cannot reach the node's credentials (CKV_AWS_341).
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name="/dev/xvda",
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        encrypted="true",
+                        kms_key_id=args.kms_key_arn,
+                        volume_size=group.disk_size_gib,
+                        volume_type="gp3",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type="instance", tags=resource_tags(name, args.tags)
+                )
+            ],
+            tags=resource_tags(f"{name}-lt", args.tags),
+            opts=child,
+        )
+        gpu = group.name == "gpu"
+        return aws.eks.NodeGroup(
+            name,
+            cluster_name=cluster.name,
+            node_role_arn=node_role.arn,
+            subnet_ids=args.subnet_ids,
+            instance_types=list(group.instance_types),
+            capacity_type=group.capacity_type,
+            ami_type="AL2023_x86_64_NVIDIA" if gpu else "AL2023_x86_64_STANDARD",
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=group.min_size, desired_size=group.desired_size, max_size=group.max_size
+            ),
+            update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            labels={"mlops/role": group.name},
+            taints=[aws.eks.NodeGroupTaintArgs(key=k, value=v, effect=e) for k, v, e in [GPU_TAINT]]
+            if gpu
+            else None,
+            tags=resource_tags(name, args.tags),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
+        )
+
+    def _pod_role(
+        self,
+        name: str,
+        args: ServingClusterArgs,
+        *,
+        managed_policy: str | None = None,
+        policy: pulumi.Input[str] | None = None,
+    ) -> aws.iam.Role:
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(iam.pod_identity_trust_policy()),
+            tags=resource_tags(f"{name}-role", args.tags),
+            opts=child,
+        )
+        if managed_policy is not None:
+            aws.iam.RolePolicyAttachment(
+                f"{name}-policy", role=role.name, policy_arn=managed_policy, opts=child
+            )
+        if policy is not None:
+            aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
+        return role
+
+    def _model_server(
+        self, base: str, args: ServingClusterArgs, k8s_opts: pulumi.ResourceOptions
+    ) -> None:
+        ns = args.namespace
+        k8s.core.v1.ServiceAccount(
+            f"{base}-model-server-sa",
+            metadata={"name": SERVER_NAME, "namespace": ns},
+            automount_service_account_token=False,
+            opts=k8s_opts,
+        )
+        env = pulumi.Output.all(image=args.server_image, **args.server_env)
+        deployment = env.apply(
+            lambda a: manifests.model_server_deployment(
+                name=SERVER_NAME,
+                namespace=ns,
+                image=a["image"],
+                service_account=SERVER_NAME,
+                replicas=args.server_replicas,
+                cpu=args.server_cpu,
+                memory=args.server_memory,
+                drain_seconds=args.drain_seconds,
+                env={
+                    **{k: v for k, v in a.items() if k != "image"},
+                    "MLOPS_SERVE_HOST": manifests.ALL_INTERFACES,
+                    "MLOPS_SERVE_PORT": str(manifests.SERVER_PORT),
+                    "MLOPS_SERVE_DRAIN_GRACE_S": str(args.drain_seconds),
+                },
+            )
+        )
+        k8s.apps.v1.Deployment(
+            f"{base}-model-server",
+            metadata=deployment.apply(lambda d: d["metadata"]),
+            spec=deployment.apply(lambda d: d["spec"]),
+            opts=k8s_opts,
+        )
+        svc = manifests.service(
+            name=SERVER_NAME, namespace=ns, component="model-server", port=80, target="http"
+        )
+        k8s.core.v1.Service(
+            f"{base}-model-server-svc", metadata=svc["metadata"], spec=svc["spec"], opts=k8s_opts
+        )
+        hpa = manifests.horizontal_pod_autoscaler(
+            name=SERVER_NAME,
+            namespace=ns,
+            min_replicas=args.server_replicas,
+            max_replicas=args.server_max_replicas,
+        )
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{base}-model-server-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=k8s_opts
+        )
+        pdb = manifests.pod_disruption_budget(
+            name=SERVER_NAME, namespace=ns, component="model-server"
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{base}-model-server-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=k8s_opts
+        )

@@ -1,0 +1,213 @@
+"""ServingCluster and Tracking under the mocks; Kubernetes objects against the schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from mlops.k8s_export import kubernetes_objects, write_manifests
+from mlops.plan import Plan, PlanResource
+from tests.infra.conftest import plan_for
+
+
+def _one(plan: Plan, type_: str) -> PlanResource:
+    (resource,) = plan.of_type(type_)
+    return resource
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_cluster_is_private_encrypted_logged_and_standard_support(stack: str) -> None:
+    plan = plan_for(stack)
+    cluster = _one(plan, "aws:eks/cluster:Cluster")
+    inputs = cluster.inputs
+    assert inputs["version"] == "1.33", cluster.urn
+    assert inputs["upgradePolicy"] == {"supportType": "STANDARD"}, cluster.urn
+    assert inputs["encryptionConfig"] == {
+        "provider": {"keyArn": plan.outputs["kms_key_arn"]},
+        "resources": ["secrets"],
+    }, cluster.urn
+    assert sorted(inputs["enabledClusterLogTypes"]) == sorted(
+        ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    ), cluster.urn
+    vpc = inputs["vpcConfig"]
+    assert vpc["endpointPrivateAccess"] is True, cluster.urn
+    assert vpc["endpointPublicAccess"] is False and "publicAccessCidrs" not in vpc, cluster.urn
+    assert vpc["subnetIds"] == plan.outputs["private_subnet_ids"], cluster.urn
+    assert inputs["deletionProtection"] is (stack == "prod"), cluster.urn
+    logs = next(g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if "eks" in g.name)
+    assert logs.inputs["name"] == f"/aws/eks/{inputs['name']}/cluster"
+    assert logs.urn in cluster.dependencies, "log group must exist before EKS creates its own"
+
+
+def test_node_groups_use_imdsv2_and_encrypted_volumes(prod_plan: Plan) -> None:
+    groups = {
+        g.inputs["labels"]["mlops/role"]: g
+        for g in prod_plan.of_type("aws:eks/nodeGroup:NodeGroup")
+    }
+    assert set(groups) == {"system", "serving"}
+    assert groups["serving"].inputs["scalingConfig"] == {
+        "minSize": 3,
+        "desiredSize": 3,
+        "maxSize": 12,
+    }
+    assert groups["serving"].inputs["instanceTypes"] == ["m6i.xlarge", "m6a.xlarge"]
+    templates = {
+        t.inputs["name"]: t for t in prod_plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    }
+    for group in groups.values():
+        template = next(t for t in templates.values() if t.name == f"{group.name}-lt")
+        metadata = template.inputs["metadataOptions"]
+        assert metadata["httpTokens"] == "required", template.urn
+        assert metadata["httpPutResponseHopLimit"] == 1, template.urn
+        ebs = template.inputs["blockDeviceMappings"][0]["ebs"]
+        assert ebs["encrypted"] == "true" and ebs["kmsKeyId"] == prod_plan.outputs["kms_key_arn"], (
+            template.urn
+        )
+        assert group.inputs["launchTemplate"]["id"].startswith("lt-"), group.urn
+
+
+def test_gpu_node_group_is_tainted(tmp_path: Path) -> None:
+    from infra.components.serving import GPU_TAINT
+
+    assert GPU_TAINT == ("nvidia.com/gpu", "true", "NO_SCHEDULE")
+
+
+def test_addons_are_pinned_and_ebs_uses_pod_identity(dev_plan: Plan) -> None:
+    addons = {a.inputs["addonName"]: a for a in dev_plan.of_type("aws:eks/addon:Addon")}
+    assert set(addons) == {
+        "vpc-cni",
+        "coredns",
+        "kube-proxy",
+        "eks-pod-identity-agent",
+        "aws-ebs-csi-driver",
+    }
+    for addon in addons.values():
+        assert addon.inputs["addonVersion"].startswith("v"), addon.urn
+    ebs = addons["aws-ebs-csi-driver"].inputs["podIdentityAssociations"][0]
+    assert ebs["serviceAccount"] == "ebs-csi-controller-sa"
+    node_groups = {g.urn for g in dev_plan.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert node_groups <= set(addons["coredns"].dependencies), "coredns needs nodes first"
+
+
+def test_admin_access_entries_from_config() -> None:
+    plan = plan_for("staging")
+    # No admins configured: only the creator (the deploying identity) is admin.
+    assert not plan.of_type("aws:eks/accessEntry:AccessEntry")
+
+
+def test_model_server_role_reads_models_and_writes_captures_only(dev_plan: Plan) -> None:
+    policy = next(
+        p for p in dev_plan.of_type("aws:iam/rolePolicy:RolePolicy") if "model-server" in p.name
+    )
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    models, captures = (
+        f"arn:aws:s3:::{dev_plan.outputs[k]}" for k in ("models_bucket", "captures_bucket")
+    )
+    assert statements["WriteObjects"]["Resource"] == [f"{captures}/*"]
+    assert set(statements["ReadObjects"]["Resource"]) == {f"{models}/*", f"{captures}/*"}
+    (association,) = [
+        a
+        for a in dev_plan.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if a.inputs["serviceAccount"] == "model-server"
+    ]
+    assert association.inputs["namespace"] == "mlops-serving"
+
+
+def _objects(plan: Plan) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(o["kind"], o["metadata"]["name"]): o for o in kubernetes_objects(plan)}
+
+
+def test_model_server_deployment_is_hardened(dev_plan: Plan) -> None:
+    deployment = _objects(dev_plan)[("Deployment", "model-server")]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] and security["readOnlyRootFilesystem"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert container["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLOPS_SERVE_CAPTURE_BUCKET"] == dev_plan.outputs["captures_bucket"]
+    assert env["MLOPS_SERVE_TRACKING_URI"] == dev_plan.outputs["tracking_uri"]
+    drain = int(env["MLOPS_SERVE_DRAIN_GRACE_S"])
+    assert (
+        pod["terminationGracePeriodSeconds"]
+        > drain + container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    )
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
+        "topology.kubernetes.io/zone", "kubernetes.io/hostname"
+    }  # fmt: skip
+    assert container["image"] == f"{dev_plan.outputs['server_repository_url']}:0.1.0"
+    objects = _objects(dev_plan)
+    assert objects[("HorizontalPodAutoscaler", "model-server")]["spec"]["minReplicas"] == 1
+    assert objects[("PodDisruptionBudget", "model-server")]["spec"]["maxUnavailable"] == 1
+    assert objects[("Service", "model-server")]["spec"]["type"] == "ClusterIP"
+
+
+def test_tracking_uses_rds_in_prod_with_secret_password(prod_plan: Plan) -> None:
+    db = _one(prod_plan, "aws:rds/instance:Instance")
+    inputs = db.inputs
+    assert db.protect and db.retain_on_delete, db.urn
+    assert (
+        inputs["storageEncrypted"] is True
+        and inputs["kmsKeyId"] == prod_plan.outputs["kms_key_arn"]
+    )
+    assert inputs["deletionProtection"] is True and inputs["multiAz"] is True
+    assert inputs["backupRetentionPeriod"] == 14 and inputs["publiclyAccessible"] is False
+    assert inputs["password"] == "[secret]", "the DB password must stay a Pulumi secret"
+    secret = _objects(prod_plan)[("Secret", "mlflow-database")]
+    assert secret["stringData"] == "[secret]"
+    assert "password" not in json.dumps(prod_plan.outputs).lower()
+    sg = next(
+        g
+        for g in prod_plan.of_type("aws:ec2/securityGroup:SecurityGroup")
+        if g.name.endswith("db-sg")
+    )
+    (rule,) = sg.inputs["ingress"]
+    assert rule["fromPort"] == 5432 and "cidrBlocks" not in rule and rule["securityGroups"]
+
+
+def test_dev_tracking_uses_a_volume_not_rds(dev_plan: Plan) -> None:
+    assert not dev_plan.of_type("aws:rds/instance:Instance")
+    objects = _objects(dev_plan)
+    assert ("PersistentVolumeClaim", "mlflow-data") in objects
+    args = objects[("Deployment", "mlflow")]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert (
+        args[args.index("--artifacts-destination") + 1]
+        == f"s3://{dev_plan.outputs['models_bucket']}/mlflow"
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_kubernetes_objects_validate_against_the_cluster_version_schema(
+    stack: str, tmp_path: Path
+) -> None:
+    plan = plan_for(stack)
+    version = _one(plan, "aws:eks/cluster:Cluster").inputs["version"]
+    written = write_manifests(plan, tmp_path)
+    assert len(written) >= 11
+    for path in written:
+        obj = yaml.safe_load(path.read_text())
+        if obj["kind"] == "Secret":
+            obj["stringData"] = {"uri": "redacted"}  # the plan shows "[secret]" in its place
+        kubernetes_validate.validate(obj, f"{version}.0", strict=True)
+
+
+def test_schema_validation_catches_a_broken_object(dev_plan: Plan) -> None:
+    deployment = _objects(dev_plan)[("Deployment", "model-server")]
+    broken = json.loads(json.dumps(deployment))
+    broken["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.33.0", strict=True)
+
+
+def test_local_stack_has_no_kubernetes(local_plan: Plan) -> None:
+    assert not kubernetes_objects(local_plan)
+    assert not local_plan.of_type("aws:eks/cluster:Cluster")
