@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from training_jobs import contract
+
 NAMESPACE = "mlops"
 
 Environment = Literal["dev", "staging", "prod", "local", "ephemeral"]
@@ -327,6 +329,31 @@ class MonitoringConfig(_Section):
     budget_alert_thresholds_pct: tuple[int, ...] = Field(
         (50, 80, 100), description="Budget percentages that send an alert."
     )
+    prometheus_chart_version: str = Field(
+        "77.6.2", description="Pinned kube-prometheus-stack Helm chart version."
+    )
+    prometheus_retention: str = Field("15d", description="Prometheus retention (e.g. 15d).")
+    prometheus_storage_gib: int = Field(50, ge=5, le=16_384, description="Prometheus volume.")
+    prometheus_cpu: str = Field("500m", description="Prometheus CPU request.")
+    prometheus_memory: str = Field("2Gi", description="Prometheus memory request and limit.")
+    latency_slo_p99_seconds: float = Field(
+        0.25, gt=0, le=60, description="p99 latency objective of the model server."
+    )
+    error_ratio_threshold: float = Field(
+        0.01, gt=0, lt=1, description="Share of 5xx answers that pages."
+    )
+    drift_alarm_threshold: float = Field(
+        contract.DRIFT_THRESHOLD_DEFAULT,
+        gt=0,
+        description="MaxDriftScore at which the drift alarm fires (and retraining starts).",
+    )
+
+    @field_validator("prometheus_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if not re.match(r"^\d+[hdwy]$", value):
+            raise ValueError("expected a Prometheus duration such as '15d' or '72h'")
+        return value
 
     @field_validator("alert_emails")
     @classmethod

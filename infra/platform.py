@@ -9,10 +9,16 @@ import pulumi_aws as aws
 
 from infra.components.alerts import Alerts, AlertsArgs
 from infra.components.datalake import DataLake, DataLakeArgs
+from infra.components.monitoring import ClusterMonitoringArgs, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.pipeline import Pipeline, PipelineArgs
 from infra.components.registry import Registry, RegistryArgs
-from infra.components.serving import NodeGroupSpec, ServingCluster, ServingClusterArgs
+from infra.components.serving import (
+    SERVER_NAME,
+    NodeGroupSpec,
+    ServingCluster,
+    ServingClusterArgs,
+)
 from infra.components.tracking import MLFLOW_NAME, Tracking, TrackingArgs
 from infra.components.training import TrainingCompute, TrainingComputeArgs
 from infra.config import PlatformConfig
@@ -33,6 +39,7 @@ class Platform:
     pipeline: Pipeline | None
     serving: ServingCluster | None
     tracking: Tracking | None
+    monitoring: Monitoring
 
     def outputs(self) -> dict[str, pulumi.Input[object]]:
         """The stack outputs: few, stable, snake_case; what jobs and operators need."""
@@ -58,6 +65,7 @@ class Platform:
             out["serving_namespace"] = self.serving.namespace
         if self.tracking is not None:
             out[contract.OUTPUT_TRACKING_URI] = self.tracking.tracking_uri
+        out["drift_alarm_name"] = self.monitoring.drift_alarm_name
         return out
 
 
@@ -145,6 +153,7 @@ def build(config: PlatformConfig) -> Platform:
             base_name=base,
             tags=tags,
             kms_key_arn=datalake.kms_key_arn,
+            account_id=account_id,
             emails=config.monitoring.alert_emails,
         ),
     )
@@ -207,6 +216,39 @@ def build(config: PlatformConfig) -> Platform:
     serving = tracking = None
     if network is not None and config.serving.enabled:
         serving, tracking = _serving_and_tracking(config, tags, network, datalake, registry)
+    m = config.monitoring
+    cluster_monitoring = None
+    if serving is not None:
+        cluster_monitoring = ClusterMonitoringArgs(
+            provider=serving.provider,
+            cluster_name=serving.cluster_name,
+            server_namespace=serving.namespace,
+            server_name=SERVER_NAME,
+            chart_version=m.prometheus_chart_version,
+            retention=m.prometheus_retention,
+            storage_gib=m.prometheus_storage_gib,
+            cpu=m.prometheus_cpu,
+            memory=m.prometheus_memory,
+            latency_slo_p99_seconds=m.latency_slo_p99_seconds,
+            error_ratio_threshold=m.error_ratio_threshold,
+        )
+    monitoring = Monitoring(
+        f"{base}-monitoring",
+        MonitoringArgs(
+            base_name=base,
+            stack=config.stack,
+            tags=tags,
+            region=config.region,
+            model_name=config.training.model_name,
+            alert_topic_arn=alerts.topic_arn,
+            drift_threshold=m.drift_alarm_threshold,
+            state_machine_arn=pipeline.state_machine_arn if pipeline else None,
+            job_queue_arn=training.job_queue_arn if training else None,
+            budget_monthly_usd=m.budget_monthly_usd,
+            budget_alert_thresholds_pct=m.budget_alert_thresholds_pct,
+            cluster=cluster_monitoring,
+        ),
+    )
     return Platform(
         config=config,
         datalake=datalake,
@@ -217,6 +259,7 @@ def build(config: PlatformConfig) -> Platform:
         pipeline=pipeline,
         serving=serving,
         tracking=tracking,
+        monitoring=monitoring,
     )
 
 

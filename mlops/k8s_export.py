@@ -11,13 +11,19 @@ from mlops.plan import Plan
 
 # Inputs pulumi_kubernetes records that are not part of the object itself.
 _NOT_OBJECT_FIELDS = frozenset({"__inputs"})
+# Resources of the Kubernetes provider that are not Kubernetes objects.
+_NOT_OBJECTS = frozenset({"kubernetes:helm.sh/v3:Release"})
 
 
 def kubernetes_objects(plan: Plan) -> list[dict[str, Any]]:
     """Every Kubernetes object the plan declares, as the API server would receive it."""
     objects = []
     for resource in sorted(plan.resources, key=lambda r: r.urn):
-        if resource.custom and resource.type.startswith("kubernetes:"):
+        if (
+            resource.custom
+            and resource.type.startswith("kubernetes:")
+            and resource.type not in _NOT_OBJECTS
+        ):
             body = {k: v for k, v in resource.inputs.items() if k not in _NOT_OBJECT_FIELDS}
             objects.append(body)
     return objects

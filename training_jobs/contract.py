@@ -50,6 +50,15 @@ DRIFT_METRIC_MAX: Final = "MaxDriftScore"
 DRIFT_METRIC_FEATURE: Final = "FeatureDriftScore"
 DRIFT_DIMENSION_MODEL: Final = "Model"
 DRIFT_DIMENSION_FEATURE: Final = "Feature"
+# Effect size at or above which a feature counts as drifted; the drift alarm uses the same
+# value on MaxDriftScore, so the report and the alarm cannot disagree.
+DRIFT_THRESHOLD_DEFAULT: Final = 0.1
+
+# Prometheus metrics of the model server that rules and dashboards query.
+SERVE_METRIC_REQUESTS: Final = "mlops_serve_requests"
+SERVE_METRIC_LATENCY: Final = "mlops_serve_request_duration_seconds"
+SERVE_METRIC_PREDICTION: Final = "mlops_serve_prediction_value"
+SERVE_METRIC_MODEL_VERSION: Final = "mlops_serve_model_version"
 
 # The MLflow registry alias the model server follows.
 CHAMPION_ALIAS: Final = "champion"

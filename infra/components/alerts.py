@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.planning import iam
 from infra.planning.tags import resource_tags
 
 
@@ -15,6 +17,7 @@ class AlertsArgs:
     base_name: str
     tags: dict[str, str]
     kms_key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str]
     emails: tuple[str, ...] = ()
 
 
@@ -31,6 +34,14 @@ class Alerts(pulumi.ComponentResource):
             topic_name,
             kms_master_key_id=args.kms_key_arn,
             tags=resource_tags(topic_name, args.tags),
+            opts=child,
+        )
+        aws.sns.TopicPolicy(
+            f"{topic_name}-policy",
+            arn=topic.arn,
+            policy=pulumi.Output.all(topic.arn, args.account_id).apply(
+                lambda a: json.dumps(iam.alert_topic_policy(topic_arn=a[0], account_id=a[1]))
+            ),
             opts=child,
         )
         for i, address in enumerate(args.emails):

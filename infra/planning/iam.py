@@ -354,3 +354,55 @@ def bucket_access_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def cloudwatch_read_policy() -> PolicyDocument:
+    """Grafana's CloudWatch datasource: read metrics and alarms (no resource-level scoping
+    exists for these calls)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadMetrics",
+                "Effect": "Allow",
+                "Action": [
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:GetMetricData",
+                    "cloudwatch:GetMetricStatistics",
+                    "cloudwatch:ListMetrics",
+                ],
+                "Resource": "*",
+            }
+        ],
+    }
+
+
+def alert_topic_policy(*, topic_arn: str, account_id: str) -> PolicyDocument:
+    """Who may publish to the alert topic: this account's alarms, rules and budgets."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountServicesPublish",
+                "Effect": "Allow",
+                "Principal": {
+                    "Service": [
+                        "budgets.amazonaws.com",
+                        "cloudwatch.amazonaws.com",
+                        "events.amazonaws.com",
+                    ]
+                },
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ],
+    }

@@ -174,7 +174,11 @@ def test_drift_alarm_starts_the_pipeline(dev_plan: Plan) -> None:
     assert pattern == alarm_state_change_pattern(
         "arn:aws:cloudwatch:us-east-1:123456789012:alarm:mlops-dev-drift"
     )
-    targets = dev_plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+    targets = [
+        t
+        for t in dev_plan.of_type("aws:cloudwatch/eventTarget:EventTarget")
+        if t.inputs["arn"] == dev_plan.outputs["state_machine_arn"]
+    ]
     assert {t.inputs["rule"] for t in targets} == {
         rules["mlops-dev-retrain-on-drift"].inputs["name"]
     }

@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from training_jobs import contract
 from training_jobs.drift import stats
 from training_jobs.drift.columns import CategoricalSample, NumericSample, ParquetColumns
 from training_jobs.drift.errors import DriftInputError, MissingFeatureError
@@ -38,8 +39,8 @@ _HISTOGRAM_MAX_DISCRETE = 40
 class Thresholds:
     """Effect-size thresholds at or above which a feature counts as drifted."""
 
-    wasserstein: float = 0.1
-    jensen_shannon: float = 0.1
+    wasserstein: float = contract.DRIFT_THRESHOLD_DEFAULT
+    jensen_shannon: float = contract.DRIFT_THRESHOLD_DEFAULT
 
     def __post_init__(self) -> None:
         for name in ("wasserstein", "jensen_shannon"):

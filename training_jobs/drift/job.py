@@ -78,10 +78,14 @@ class DriftSettings(BaseSettings):
         None, gt=0, description=f"window = the last N hours (default {DEFAULT_LAST_HOURS:g})"
     )
     wasserstein_threshold: float = Field(
-        0.1, gt=0, description="normalised Wasserstein at or above which a numeric feature drifts"
+        contract.DRIFT_THRESHOLD_DEFAULT,
+        gt=0,
+        description="normalised Wasserstein at or above which a numeric feature drifts",
     )
     jensen_shannon_threshold: float = Field(
-        0.1, gt=0, description="Jensen-Shannon distance at which a categorical feature drifts"
+        contract.DRIFT_THRESHOLD_DEFAULT,
+        gt=0,
+        description="Jensen-Shannon distance at which a categorical feature drifts",
     )
     stack_outputs: Path | None = Field(
         None,

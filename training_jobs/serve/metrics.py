@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from training_jobs import contract
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _PREDICTION_BUCKETS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -16,17 +18,20 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "mlops_serve_requests", "HTTP requests answered.", ["route", "status"], registry=r
+            contract.SERVE_METRIC_REQUESTS,
+            "HTTP requests answered.",
+            ["route", "status"],
+            registry=r,
         )
         self.latency = Histogram(
-            "mlops_serve_request_duration_seconds",
+            contract.SERVE_METRIC_LATENCY,
             "Time from request start to the last response byte.",
             ["route", "status"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.predictions = Histogram(
-            "mlops_serve_prediction_value",
+            contract.SERVE_METRIC_PREDICTION,
             "Distribution of numeric predictions.",
             buckets=_PREDICTION_BUCKETS,
             registry=r,
@@ -42,7 +47,10 @@ class ServerMetrics:
         )
         self.model = Info("mlops_serve_model", "The model version being served.", registry=r)
         self.model_version = Gauge(
-            "mlops_serve_model_version", "Registry version being served.", ["model"], registry=r
+            contract.SERVE_METRIC_MODEL_VERSION,
+            "Registry version being served.",
+            ["model"],
+            registry=r,
         )
         self.model_swaps = Counter(
             "mlops_serve_model_loads", "Model versions loaded.", ["outcome"], registry=r

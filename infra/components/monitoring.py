@@ -1,0 +1,277 @@
+"""Monitoring: CloudWatch alarms (drift → retrain), dashboard and budget; on clusters also
+kube-prometheus-stack, the model server's ServiceMonitor, rules and Grafana dashboards."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.planning import iam
+from infra.planning import k8s as manifests
+from infra.planning import monitoring as plans
+from infra.planning.pipeline import drift_alarm_name
+from infra.planning.tags import resource_tags
+from training_jobs import contract
+
+MONITORING_NAMESPACE = "monitoring"
+CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
+PREDICTION_SHIFT_THRESHOLD = 0.15
+
+
+@dataclass(frozen=True)
+class ClusterMonitoringArgs:
+    provider: k8s.Provider
+    cluster_name: pulumi.Input[str]
+    server_namespace: str
+    server_name: str
+    chart_version: str
+    retention: str
+    storage_gib: int
+    cpu: str
+    memory: str
+    latency_slo_p99_seconds: float
+    error_ratio_threshold: float
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    base_name: str
+    stack: str
+    tags: dict[str, str]
+    region: str
+    model_name: str
+    alert_topic_arn: pulumi.Input[str]
+    drift_threshold: float
+    state_machine_arn: pulumi.Input[str] | None
+    job_queue_arn: pulumi.Input[str] | None
+    budget_monthly_usd: float
+    budget_alert_thresholds_pct: tuple[int, ...]
+    cluster: ClusterMonitoringArgs | None = None
+
+
+class Monitoring(pulumi.ComponentResource):
+    drift_alarm_arn: pulumi.Output[str]
+    drift_alarm_name: str
+
+    def __init__(
+        self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:monitoring:Monitoring", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        base = args.base_name
+
+        def tags(name: str) -> dict[str, str]:
+            return resource_tags(name, args.tags)
+
+        alarm_name = drift_alarm_name(base)
+        drift_alarm = aws.cloudwatch.MetricAlarm(
+            f"{base}-drift-alarm",
+            # A fixed name: the retrain rule matches on it (see Pipeline).
+            name=alarm_name,
+            alarm_description="Feature drift of the champion's traffic at or above threshold; "
+            "EventBridge starts the retrain pipeline on ALARM.",
+            namespace=contract.DRIFT_METRIC_NAMESPACE,
+            metric_name=contract.DRIFT_METRIC_MAX,
+            dimensions={contract.DRIFT_DIMENSION_MODEL: args.model_name},
+            statistic="Maximum",
+            period=3600,
+            evaluation_periods=1,
+            threshold=args.drift_threshold,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            # No drift run in a period is not evidence of drift.
+            treat_missing_data="notBreaching",
+            alarm_actions=[args.alert_topic_arn],
+            ok_actions=[args.alert_topic_arn],
+            tags=tags(f"{base}-drift-alarm"),
+            opts=child,
+        )
+        if args.state_machine_arn is not None:
+            aws.cloudwatch.MetricAlarm(
+                f"{base}-retrain-failed-alarm",
+                alarm_description="The retrain pipeline failed.",
+                namespace="AWS/States",
+                metric_name="ExecutionsFailed",
+                dimensions={"StateMachineArn": args.state_machine_arn},
+                statistic="Sum",
+                period=300,
+                evaluation_periods=1,
+                threshold=1,
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                treat_missing_data="notBreaching",
+                alarm_actions=[args.alert_topic_arn],
+                tags=tags(f"{base}-retrain-failed-alarm"),
+                opts=child,
+            )
+        if args.job_queue_arn is not None:
+            # Batch publishes no failure metric; its state-change events are the signal.
+            rule = aws.cloudwatch.EventRule(
+                f"{base}-batch-failed",
+                description="A platform Batch job failed",
+                event_pattern=pulumi.Output.from_input(args.job_queue_arn).apply(
+                    lambda queue: json.dumps(
+                        {
+                            "source": ["aws.batch"],
+                            "detail-type": ["Batch Job State Change"],
+                            "detail": {"status": ["FAILED"], "jobQueue": [queue]},
+                        }
+                    )
+                ),
+                tags=tags(f"{base}-batch-failed"),
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{base}-batch-failed-target", rule=rule.name, arn=args.alert_topic_arn,
+                opts=child,
+            )  # fmt: skip
+
+        aws.cloudwatch.Dashboard(
+            f"{base}-dashboard",
+            dashboard_name=f"{base}-mlops",
+            dashboard_body=pulumi.Output.from_input(args.state_machine_arn or "").apply(
+                lambda arn: json.dumps(
+                    plans.cloudwatch_dashboard(
+                        region=args.region,
+                        model_name=args.model_name,
+                        state_machine_arn=arn,
+                        drift_threshold=args.drift_threshold,
+                    ),
+                    sort_keys=True,
+                )
+            ),
+            opts=child,
+        )
+        aws.budgets.Budget(
+            f"{base}-budget",
+            budget_type="COST",
+            limit_amount=f"{args.budget_monthly_usd:.2f}",
+            limit_unit="USD",
+            time_unit="MONTHLY",
+            # Needs `mlops:stack` activated as a cost allocation tag in the billing console.
+            cost_filters=[
+                aws.budgets.BudgetCostFilterArgs(
+                    name="TagKeyValue", values=[f"user:{contract.TAG_STACK}${args.stack}"]
+                )
+            ],
+            notifications=[
+                aws.budgets.BudgetNotificationArgs(
+                    comparison_operator="GREATER_THAN",
+                    notification_type=kind,
+                    threshold=pct,
+                    threshold_type="PERCENTAGE",
+                    subscriber_sns_topic_arns=[args.alert_topic_arn],
+                )
+                for pct in args.budget_alert_thresholds_pct
+                for kind in ("ACTUAL", "FORECASTED")
+            ],
+            tags=tags(f"{base}-budget"),
+            opts=child,
+        )
+
+        if args.cluster is not None:
+            self._cluster_monitoring(base, args, args.cluster)
+
+        self.drift_alarm_arn = drift_alarm.arn
+        self.drift_alarm_name = alarm_name
+        self.register_outputs({"drift_alarm_arn": drift_alarm.arn})
+
+    def _cluster_monitoring(
+        self, base: str, args: MonitoringArgs, cluster: ClusterMonitoringArgs
+    ) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+        namespace = k8s.core.v1.Namespace(
+            f"{base}-ns-{MONITORING_NAMESPACE}",
+            metadata={"name": MONITORING_NAMESPACE},
+            opts=k8s_opts,
+        )
+        grafana_role = aws.iam.Role(
+            f"{base}-grafana-role",
+            assume_role_policy=json.dumps(iam.pod_identity_trust_policy()),
+            tags=resource_tags(f"{base}-grafana-role", args.tags),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{base}-grafana-policy",
+            role=grafana_role.id,
+            policy=json.dumps(iam.cloudwatch_read_policy()),
+            opts=child,
+        )
+        aws.eks.PodIdentityAssociation(
+            f"{base}-grafana-identity",
+            cluster_name=cluster.cluster_name,
+            namespace=MONITORING_NAMESPACE,
+            service_account="grafana",
+            role_arn=grafana_role.arn,
+            tags=resource_tags(f"{base}-grafana-identity", args.tags),
+            opts=child,
+        )
+        release = k8s.helm.v3.Release(
+            f"{base}-kube-prometheus-stack",
+            name="kube-prometheus-stack",
+            chart="kube-prometheus-stack",
+            version=cluster.chart_version,
+            namespace=MONITORING_NAMESPACE,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
+            values=plans.helm_values(
+                retention=cluster.retention,
+                storage_gib=cluster.storage_gib,
+                cpu=cluster.cpu,
+                memory=cluster.memory,
+                grafana_role_region=args.region,
+            ),
+            # CRDs (ServiceMonitor, PrometheusRule) must exist before objects that use them.
+            skip_crds=False,
+            atomic=True,
+            timeout=900,
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=cluster.provider, depends_on=[namespace]
+            ),
+        )
+        crd_opts = pulumi.ResourceOptions(
+            parent=self, provider=cluster.provider, depends_on=[release]
+        )
+        server_labels = manifests.labels(cluster.server_name, "model-server")
+        k8s.apiextensions.CustomResource(
+            f"{base}-model-server-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"name": cluster.server_name, "namespace": cluster.server_namespace},
+            spec={
+                "selector": {"matchLabels": server_labels},
+                "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}],
+            },
+            opts=crd_opts,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{base}-model-server-rules",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={"name": "mlops-model-server", "namespace": cluster.server_namespace},
+            spec=plans.prometheus_rules(
+                namespace=cluster.server_namespace,
+                latency_slo_p99_seconds=cluster.latency_slo_p99_seconds,
+                error_ratio_threshold=cluster.error_ratio_threshold,
+                prediction_shift_threshold=PREDICTION_SHIFT_THRESHOLD,
+            ),
+            opts=crd_opts,
+        )
+        for key, dashboard in (
+            ("model-server", plans.server_dashboard(cluster.server_namespace)),
+            ("drift", plans.drift_dashboard(args.model_name, args.region)),
+        ):
+            k8s.core.v1.ConfigMap(
+                f"{base}-dashboard-{key}",
+                metadata={
+                    "name": f"mlops-dashboard-{key}",
+                    "namespace": MONITORING_NAMESPACE,
+                    "labels": {plans.GRAFANA_DASHBOARD_LABEL: "1"},
+                },
+                data={f"{key}.json": json.dumps(dashboard, sort_keys=True)},
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=cluster.provider, depends_on=[namespace]
+                ),
+            )
