@@ -1,24 +1,30 @@
-"""The one place that composes the platform's components for a stack."""
+"""The one place that composes the platform's components for a stack.
+
+A full stack (dev, staging, prod, local) builds its own foundation: network, registry,
+compute environments, cluster and tracking server. An ephemeral stack (`pr-<n>`) reads that
+foundation from its base stack through a StackReference and creates only what is its own:
+buckets and key, a job queue on the shared compute, its pipeline, its alarms, and a
+namespace with the model server on the shared cluster.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from infra.components.alerts import Alerts, AlertsArgs
 from infra.components.datalake import DataLake, DataLakeArgs
+from infra.components.model_server import SERVER_NAME, ModelServer, ModelServerArgs
 from infra.components.monitoring import ClusterMonitoringArgs, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.pipeline import Pipeline, PipelineArgs
 from infra.components.registry import Registry, RegistryArgs
-from infra.components.serving import (
-    SERVER_NAME,
-    NodeGroupSpec,
-    ServingCluster,
-    ServingClusterArgs,
-)
+from infra.components.serving import NodeGroupSpec, ServingCluster, ServingClusterArgs
 from infra.components.tracking import MLFLOW_NAME, Tracking, TrackingArgs
 from infra.components.training import TrainingCompute, TrainingComputeArgs
 from infra.config import PlatformConfig
@@ -27,45 +33,83 @@ from infra.planning.pipeline import drift_alarm_name
 from infra.planning.tags import platform_tags
 from training_jobs import contract
 
+SERVING_NAMESPACE = "mlops-serving"
+TRACKING_NAMESPACE = "mlflow"
+
+# What an ephemeral stack needs from its base stack's outputs.
+FOUNDATION_OUTPUTS = (
+    "vpc_id",
+    "private_subnet_ids",
+    "jobs_repository_url",
+    "server_repository_url",
+    "compute_environment_arns",
+    "cluster_name",
+    "cluster_endpoint",
+    "cluster_certificate_authority",
+    contract.OUTPUT_TRACKING_URI,
+)
+
 
 @dataclass(frozen=True)
+class Foundation:
+    """Network, images, compute and cluster a stack builds on: its own, or its base's."""
+
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[list[str]]
+    jobs_repository_url: pulumi.Input[str]
+    server_repository_url: pulumi.Input[str]
+    compute_environment_arns: pulumi.Input[list[str]] | None
+    cluster_name: pulumi.Input[str] | None
+    provider: k8s.Provider | None
+    tracking_uri: pulumi.Input[str] | None
+
+
+@dataclass
 class Platform:
     config: PlatformConfig
     datalake: DataLake
-    registry: Registry
-    network: Network | None
     alerts: Alerts
-    training: TrainingCompute | None
-    pipeline: Pipeline | None
-    serving: ServingCluster | None
-    tracking: Tracking | None
+    foundation: Foundation
+    training: TrainingCompute
+    pipeline: Pipeline
     monitoring: Monitoring
+    registry: Registry | None = None
+    network: Network | None = None
+    serving: ServingCluster | None = None
+    tracking: Tracking | None = None
+    model_server: ModelServer | None = None
 
     def outputs(self) -> dict[str, pulumi.Input[object]]:
         """The stack outputs: few, stable, snake_case; what jobs and operators need."""
+        f = self.foundation
         out: dict[str, pulumi.Input[object]] = {
             contract.OUTPUT_REGION: self.config.region,
             "environment": self.config.environment,
             contract.OUTPUT_KMS_KEY_ARN: self.datalake.kms_key_arn,
+            "alert_topic_arn": self.alerts.topic_arn,
+            "job_queue_arn": self.training.job_queue_arn,
+            "state_machine_arn": self.pipeline.state_machine_arn,
+            "drift_alarm_name": self.monitoring.drift_alarm_name,
+            contract.OUTPUT_REPOSITORIES[contract.REPOSITORY_JOBS]: f.jobs_repository_url,
+            contract.OUTPUT_REPOSITORIES[contract.REPOSITORY_SERVER]: f.server_repository_url,
         }
         for role, output_name in contract.OUTPUT_BUCKETS.items():
             out[output_name] = self.datalake.bucket_names[role]
-        for role, output_name in contract.OUTPUT_REPOSITORIES.items():
-            out[output_name] = self.registry.repository_urls[role]
-        out["alert_topic_arn"] = self.alerts.topic_arn
-        if self.network is not None:
-            out["vpc_id"] = self.network.vpc_id
-            out["private_subnet_ids"] = self.network.private_subnet_ids
-        if self.training is not None:
-            out["job_queue_arn"] = self.training.job_queue_arn
-        if self.pipeline is not None:
-            out["state_machine_arn"] = self.pipeline.state_machine_arn
+        if f.tracking_uri is not None:
+            out[contract.OUTPUT_TRACKING_URI] = f.tracking_uri
+        if self.model_server is not None:
+            out["serving_namespace"] = self.model_server.namespace
+            out["model_server_url"] = self.model_server.service_url
+        if self.config.is_ephemeral:
+            return out
+        # What ephemeral stacks built on this one read (FOUNDATION_OUTPUTS).
+        out["vpc_id"] = f.vpc_id
+        out["private_subnet_ids"] = f.private_subnet_ids
+        out["compute_environment_arns"] = self.training.compute_environment_arns
         if self.serving is not None:
             out["cluster_name"] = self.serving.cluster_name
-            out["serving_namespace"] = self.serving.namespace
-        if self.tracking is not None:
-            out[contract.OUTPUT_TRACKING_URI] = self.tracking.tracking_uri
-        out["drift_alarm_name"] = self.monitoring.drift_alarm_name
+            out["cluster_endpoint"] = self.serving.endpoint
+            out["cluster_certificate_authority"] = self.serving.certificate_authority
         return out
 
 
@@ -95,8 +139,8 @@ def build(config: PlatformConfig) -> Platform:
     base = config.base_name
     protect = config.environment == "prod"
     account_id = aws.get_caller_identity_output().account_id
-
     storage = config.storage
+
     datalake = DataLake(
         f"{base}-datalake",
         DataLakeArgs(
@@ -114,39 +158,6 @@ def build(config: PlatformConfig) -> Platform:
             protect=protect,
         ),
     )
-    registry = Registry(
-        f"{base}-registry",
-        RegistryArgs(
-            base_name=base,
-            tags=tags,
-            kms_key_arn=datalake.kms_key_arn,
-            keep_last_images=config.registry.keep_last_images,
-            untagged_expiry_days=config.registry.untagged_expiry_days,
-            force_delete=config.registry_force_delete,
-            protect=protect,
-        ),
-    )
-    network = None
-    if not config.is_ephemeral:
-        net = config.network
-        network = Network(
-            f"{base}-network",
-            NetworkArgs(
-                base_name=base,
-                tags=tags,
-                region=config.region,
-                vpc_cidr=net.vpc_cidr,
-                availability_zones=_availability_zones(config),
-                az_count=net.az_count,
-                nat_mode=net.nat_mode,
-                private_subnet_prefix=net.private_subnet_prefix,
-                public_subnet_prefix=net.public_subnet_prefix,
-                interface_endpoints=net.interface_endpoints,
-                flow_logs=net.flow_logs,
-                flow_logs_retention_days=net.flow_logs_retention_days,
-                kms_key_arn=datalake.kms_key_arn,
-            ),
-        )
     alerts = Alerts(
         f"{base}-alerts",
         AlertsArgs(
@@ -157,72 +168,82 @@ def build(config: PlatformConfig) -> Platform:
             emails=config.monitoring.alert_emails,
         ),
     )
-    training = pipeline = None
-    if network is not None:
-        t = config.training
-        training = TrainingCompute(
-            f"{base}-training",
-            TrainingComputeArgs(
-                base_name=base,
-                tags=tags,
-                vpc_id=network.vpc_id,
-                subnet_ids=network.private_subnet_ids,
-                kms_key_arn=datalake.kms_key_arn,
-                bucket_names=datalake.bucket_names,
-                bucket_arns=datalake.bucket_arns,
-                jobs_repository_url=registry.repository_urls[contract.REPOSITORY_JOBS],
-                jobs_repository_arn=registry.repository_arns[contract.REPOSITORY_JOBS],
-                region=config.region,
-                image_tag=t.image_tag,
-                instance_types=t.instance_types,
-                max_vcpus=t.max_vcpus,
-                spot=t.spot,
-                on_demand_fallback=t.on_demand_fallback,
-                gpu_enabled=t.gpu_enabled,
-                gpu_instance_types=t.gpu_instance_types,
-                gpu_max_vcpus=t.gpu_max_vcpus,
-                job_vcpus=t.job_vcpus,
-                job_memory_mib=t.job_memory_mib,
-                job_timeout_minutes=t.job_timeout_minutes,
-                job_attempts=t.job_attempts,
-                log_retention_days=t.log_retention_days,
+    parts: dict[str, Any] = {}
+    if config.is_ephemeral:
+        foundation = _referenced_foundation(config)
+    else:
+        foundation = _own_foundation(config, tags, datalake, parts)
+
+    t = config.training
+    training = TrainingCompute(
+        f"{base}-training",
+        TrainingComputeArgs(
+            base_name=base,
+            tags=tags,
+            vpc_id=foundation.vpc_id,
+            subnet_ids=foundation.private_subnet_ids,
+            kms_key_arn=datalake.kms_key_arn,
+            bucket_names=datalake.bucket_names,
+            bucket_arns=datalake.bucket_arns,
+            jobs_repository_url=foundation.jobs_repository_url,
+            jobs_repository_arn=pulumi.Output.from_input(foundation.jobs_repository_url).apply(
+                repository_arn
             ),
+            region=config.region,
+            image_tag=t.image_tag,
+            instance_types=t.instance_types,
+            max_vcpus=t.max_vcpus,
+            spot=t.spot,
+            on_demand_fallback=t.on_demand_fallback,
+            gpu_enabled=t.gpu_enabled,
+            gpu_instance_types=t.gpu_instance_types,
+            gpu_max_vcpus=t.gpu_max_vcpus,
+            job_vcpus=t.job_vcpus,
+            job_memory_mib=t.job_memory_mib,
+            job_timeout_minutes=t.job_timeout_minutes,
+            job_attempts=t.job_attempts,
+            log_retention_days=t.log_retention_days,
+            shared_compute_environment_arns=foundation.compute_environment_arns,
+        ),
+    )
+    # The drift alarm belongs to monitoring; the pipeline's rule finds it by its name.
+    drift_alarm_arn = account_id.apply(
+        lambda account: (
+            f"arn:aws:cloudwatch:{config.region}:{account}:alarm:{drift_alarm_name(base)}"
         )
-        # The drift alarm itself belongs to monitoring; its ARN follows from its name.
-        drift_alarm_arn = account_id.apply(
-            lambda account: (
-                f"arn:aws:cloudwatch:{config.region}:{account}:alarm:{drift_alarm_name(base)}"
-            )
-        )
-        pipeline = Pipeline(
-            f"{base}-pipeline",
-            PipelineArgs(
-                base_name=base,
-                tags=tags,
-                region=config.region,
-                account_id=account_id,
-                job_queue_arn=training.job_queue_arn,
-                job_definition_arns=training.job_definition_arns,
-                models_bucket_name=datalake.bucket_names[contract.BUCKET_MODELS],
-                models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
-                model_name=t.model_name,
-                kms_key_arn=datalake.kms_key_arn,
-                alert_topic_arn=alerts.topic_arn,
-                drift_alarm_arn=drift_alarm_arn,
-                schedule=t.schedule,
-                log_retention_days=config.monitoring.log_retention_days,
-            ),
-        )
-    serving = tracking = None
-    if network is not None and config.serving.enabled:
-        serving, tracking = _serving_and_tracking(config, tags, network, datalake, registry)
+    )
+    pipeline = Pipeline(
+        f"{base}-pipeline",
+        PipelineArgs(
+            base_name=base,
+            tags=tags,
+            region=config.region,
+            account_id=account_id,
+            job_queue_arn=training.job_queue_arn,
+            job_definition_arns=training.job_definition_arns,
+            models_bucket_name=datalake.bucket_names[contract.BUCKET_MODELS],
+            models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
+            model_name=t.model_name,
+            kms_key_arn=datalake.kms_key_arn,
+            alert_topic_arn=alerts.topic_arn,
+            drift_alarm_arn=drift_alarm_arn,
+            schedule=t.schedule,
+            log_retention_days=config.monitoring.log_retention_days,
+        ),
+    )
+
+    model_server = None
+    if foundation.provider is not None and foundation.cluster_name is not None:
+        model_server = _model_server(config, tags, foundation, datalake)
+
+    serving: ServingCluster | None = parts.get("serving")
     m = config.monitoring
     cluster_monitoring = None
-    if serving is not None:
+    if serving is not None and model_server is not None:
         cluster_monitoring = ClusterMonitoringArgs(
             provider=serving.provider,
             cluster_name=serving.cluster_name,
-            server_namespace=serving.namespace,
+            server_namespace=model_server.namespace,
             server_name=SERVER_NAME,
             chart_version=m.prometheus_chart_version,
             retention=m.prometheus_retention,
@@ -239,48 +260,138 @@ def build(config: PlatformConfig) -> Platform:
             stack=config.stack,
             tags=tags,
             region=config.region,
-            model_name=config.training.model_name,
+            model_name=t.model_name,
             alert_topic_arn=alerts.topic_arn,
             drift_threshold=m.drift_alarm_threshold,
-            state_machine_arn=pipeline.state_machine_arn if pipeline else None,
-            job_queue_arn=training.job_queue_arn if training else None,
+            state_machine_arn=pipeline.state_machine_arn,
+            job_queue_arn=training.job_queue_arn,
             budget_monthly_usd=m.budget_monthly_usd,
             budget_alert_thresholds_pct=m.budget_alert_thresholds_pct,
+            # A dashboard costs $3/month: not worth it for a stack that lives two days.
+            dashboard=not config.is_ephemeral,
             cluster=cluster_monitoring,
         ),
     )
     return Platform(
         config=config,
         datalake=datalake,
-        registry=registry,
-        network=network,
         alerts=alerts,
+        foundation=foundation,
         training=training,
         pipeline=pipeline,
-        serving=serving,
-        tracking=tracking,
         monitoring=monitoring,
+        model_server=model_server,
+        **parts,
     )
 
 
-SERVING_NAMESPACE = "mlops-serving"
-TRACKING_NAMESPACE = "mlflow"
+def repository_arn(repository_url: str) -> str:
+    """`<account>.dkr.ecr.<region>.amazonaws.com/<name>` → the repository's ARN."""
+    host, _, name = repository_url.partition("/")
+    account, _, _, region = host.split(".")[:4]
+    return f"arn:aws:ecr:{region}:{account}:repository/{name}"
 
 
-def _serving_and_tracking(
-    config: PlatformConfig,
-    tags: dict[str, str],
-    network: Network,
-    datalake: DataLake,
-    registry: Registry,
-) -> tuple[ServingCluster, Tracking]:
+def _own_foundation(
+    config: PlatformConfig, tags: dict[str, str], datalake: DataLake, parts: dict[str, Any]
+) -> Foundation:
     base = config.base_name
-    s = config.serving
-    tracking_uri = manifests.service_url(MLFLOW_NAME, TRACKING_NAMESPACE, manifests.MLFLOW_PORT)
-    serving = ServingCluster(
-        f"{base}-serving",
-        ServingClusterArgs(
+    protect = config.environment == "prod"
+    registry = Registry(
+        f"{base}-registry",
+        RegistryArgs(
             base_name=base,
+            tags=tags,
+            kms_key_arn=datalake.kms_key_arn,
+            keep_last_images=config.registry.keep_last_images,
+            untagged_expiry_days=config.registry.untagged_expiry_days,
+            force_delete=config.registry_force_delete,
+            protect=protect,
+        ),
+    )
+    net = config.network
+    network = Network(
+        f"{base}-network",
+        NetworkArgs(
+            base_name=base,
+            tags=tags,
+            region=config.region,
+            vpc_cidr=net.vpc_cidr,
+            availability_zones=_availability_zones(config),
+            az_count=net.az_count,
+            nat_mode=net.nat_mode,
+            private_subnet_prefix=net.private_subnet_prefix,
+            public_subnet_prefix=net.public_subnet_prefix,
+            interface_endpoints=net.interface_endpoints,
+            flow_logs=net.flow_logs,
+            flow_logs_retention_days=net.flow_logs_retention_days,
+            kms_key_arn=datalake.kms_key_arn,
+        ),
+    )
+    parts.update(registry=registry, network=network)
+    serving = tracking = None
+    if config.serving.enabled:
+        serving = _serving_cluster(config, tags, network, datalake)
+        tracking = _tracking(config, tags, network, datalake, registry, serving)
+        parts.update(serving=serving, tracking=tracking)
+    return Foundation(
+        vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids,
+        jobs_repository_url=registry.repository_urls[contract.REPOSITORY_JOBS],
+        server_repository_url=registry.repository_urls[contract.REPOSITORY_SERVER],
+        compute_environment_arns=None,
+        cluster_name=serving.cluster_name if serving else None,
+        provider=serving.provider if serving else None,
+        tracking_uri=tracking.tracking_uri if tracking else None,
+    )
+
+
+def _referenced_foundation(config: PlatformConfig) -> Foundation:
+    base = config.base_name
+    reference = pulumi.StackReference(f"{base}-base", stack_name=config.ephemeral.base_stack)
+
+    def need(name: str) -> pulumi.Output[Any]:
+        def check(value: Any) -> Any:
+            if value is None:
+                raise ValueError(
+                    f"mlops:ephemeral.base_stack {config.ephemeral.base_stack!r} has no output "
+                    f"{name!r}: deploy it with serving enabled first (needs "
+                    f"{', '.join(FOUNDATION_OUTPUTS)})"
+                )
+            return value
+
+        return reference.get_output(name).apply(check)
+
+    kubeconfig = pulumi.Output.all(
+        need("cluster_name"), need("cluster_endpoint"), need("cluster_certificate_authority")
+    ).apply(
+        lambda a: json.dumps(
+            manifests.kubeconfig(
+                cluster_name=a[0], endpoint=a[1], ca_data=a[2], region=config.region
+            )
+        )
+    )
+    provider = k8s.Provider(f"{base}-k8s", kubeconfig=kubeconfig, enable_server_side_apply=True)
+    return Foundation(
+        vpc_id=need("vpc_id"),
+        private_subnet_ids=need("private_subnet_ids"),
+        jobs_repository_url=need("jobs_repository_url"),
+        server_repository_url=need("server_repository_url"),
+        compute_environment_arns=need("compute_environment_arns"),
+        cluster_name=need("cluster_name"),
+        provider=provider,
+        tracking_uri=need(contract.OUTPUT_TRACKING_URI),
+    )
+
+
+def _serving_cluster(
+    config: PlatformConfig, tags: dict[str, str], network: Network, datalake: DataLake
+) -> ServingCluster:
+    s = config.serving
+    return ServingCluster(
+        f"{config.base_name}-serving",
+        ServingClusterArgs(
+            base_name=config.base_name,
             tags=tags,
             region=config.region,
             kubernetes_version=s.kubernetes_version,
@@ -303,31 +414,63 @@ def _serving_and_tracking(
             admin_principal_arns=s.admin_principal_arns,
             log_retention_days=config.monitoring.log_retention_days,
             deletion_protection=config.environment == "prod",
-            namespace=SERVING_NAMESPACE,
-            extra_namespaces=(TRACKING_NAMESPACE,),
-            server_image=registry.repository_urls[contract.REPOSITORY_SERVER].apply(
+            namespaces=(TRACKING_NAMESPACE,),
+        ),
+    )
+
+
+def _model_server(
+    config: PlatformConfig, tags: dict[str, str], foundation: Foundation, datalake: DataLake
+) -> ModelServer:
+    s = config.serving
+    assert foundation.provider is not None and foundation.cluster_name is not None
+    tracking_uri = foundation.tracking_uri or manifests.service_url(
+        MLFLOW_NAME, TRACKING_NAMESPACE, manifests.MLFLOW_PORT
+    )
+    # Each ephemeral stack serves from a namespace of its own on the shared cluster.
+    namespace = config.stack if config.is_ephemeral else SERVING_NAMESPACE
+    return ModelServer(
+        f"{config.base_name}-model-server",
+        ModelServerArgs(
+            base_name=config.base_name,
+            tags=tags,
+            provider=foundation.provider,
+            cluster_name=foundation.cluster_name,
+            namespace=namespace,
+            image=pulumi.Output.from_input(foundation.server_repository_url).apply(
                 lambda url: f"{url}:{s.server_image_tag}"
             ),
-            server_env={
+            env={
                 "MLOPS_SERVE_MODEL_NAME": s.model_name,
                 "MLOPS_SERVE_TRACKING_URI": tracking_uri,
                 "MLOPS_SERVE_CAPTURE_BUCKET": datalake.bucket_names[contract.BUCKET_CAPTURES],
                 "AWS_REGION": config.region,
             },
-            server_replicas=s.replicas,
-            server_max_replicas=s.max_replicas,
-            server_cpu=s.server_cpu,
-            server_memory=s.server_memory,
+            replicas=s.replicas,
+            max_replicas=s.max_replicas,
+            cpu=s.server_cpu,
+            memory=s.server_memory,
             drain_seconds=s.drain_seconds,
             models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
             captures_bucket_arn=datalake.bucket_arns[contract.BUCKET_CAPTURES],
+            kms_key_arn=datalake.kms_key_arn,
         ),
     )
+
+
+def _tracking(
+    config: PlatformConfig,
+    tags: dict[str, str],
+    network: Network,
+    datalake: DataLake,
+    registry: Registry,
+    serving: ServingCluster,
+) -> Tracking:
     t = config.tracking
-    tracking = Tracking(
-        f"{base}-tracking",
+    return Tracking(
+        f"{config.base_name}-tracking",
         TrackingArgs(
-            base_name=base,
+            base_name=config.base_name,
             tags=tags,
             region=config.region,
             namespace=TRACKING_NAMESPACE,
@@ -353,4 +496,3 @@ def _serving_and_tracking(
             protect=config.environment == "prod",
         ),
     )
-    return serving, tracking

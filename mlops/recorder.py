@@ -96,12 +96,19 @@ def _plain(value: Any) -> Any:
 class _Mocks(pulumi.runtime.Mocks):
     """Computed state for new resources and answers to the few invokes the program makes."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, referenced_outputs: Mapping[str, Mapping[str, Any]]) -> None:
         self.region = region
+        # Outputs of stacks a StackReference may name, from their own offline plans.
+        self.referenced_outputs = referenced_outputs
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
         typ, name = args.typ, args.name
+        if typ == "pulumi:pulumi:StackReference":
+            stack_name = str(inputs.get("name", name))
+            # Unknown stacks read as empty: the program reports the outputs it misses.
+            outputs = self.referenced_outputs.get(stack_name.rsplit("/", 1)[-1], {})
+            return stack_name, {"name": stack_name, "outputs": dict(outputs), "secretOutputNames": []}
         digest = _digest(f"{typ}::{name}")
         physical = inputs.get(AUTONAMED.get(typ, ""))
         module, _, kind = typ.partition(":")[2].partition(":")
@@ -179,6 +186,24 @@ class _RecordingMonitor(mocks.MockMonitor):
             parent = ""
         return super().make_urn(parent, type_, name)
 
+    def ReadResource(self, request: Any) -> Any:
+        """Reads (StackReference, `get` of existing resources) are part of the graph too."""
+        urn = self.make_urn(request.parent, request.type, request.name)
+        record = PlanResource(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent or None,
+            dependencies=sorted(set(request.dependencies) - {urn}),
+            custom=True,
+            protect=False,
+            retain_on_delete=False,
+            inputs=_plain(json_format.MessageToDict(request.properties)),
+        )
+        with self._lock:
+            self.records[urn] = record
+        return super().ReadResource(request)  # type: ignore[no-untyped-call]
+
     def RegisterResource(self, request: Any) -> Any:
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -218,7 +243,7 @@ class ProgramError(Exception):
 def record(project: Project, stack: str, config: StackConfig) -> Plan:
     """Run `project`'s program for `stack` with `config` and return the recorded plan."""
     region = config.values.get("aws:region", "us-east-1")
-    mocks_ = _Mocks(region)
+    mocks_ = _Mocks(region, _referenced_outputs(project, config))
     monitor = _RecordingMonitor(mocks_)
     settings.ROOT.set(None)  # a fresh root stack per run, also when called repeatedly
     pulumi.runtime.set_all_config(dict(config.values), list(config.secret_keys))
@@ -259,6 +284,27 @@ def record(project: Project, stack: str, config: StackConfig) -> Plan:
         *(_reparent(r, stack_urn) for r in monitor.records.values()),
     ]
     return Plan(project=project.name, stack=stack, resources=resources, outputs=outputs)
+
+
+def _referenced_outputs(project: Project, config: StackConfig) -> dict[str, dict[str, Any]]:
+    """An ephemeral stack reads its base stack's outputs: plan that stack first."""
+    import json
+
+    from mlops.stackfiles import read_stack_config
+
+    raw = config.values.get("mlops:ephemeral")
+    if config.values.get("mlops:environment") != "ephemeral":
+        return {}
+    base = "dev"
+    if raw:
+        try:
+            base = str(json.loads(raw).get("base_stack", base))
+        except (json.JSONDecodeError, AttributeError):
+            return {}  # the program's config validation reports it
+    name = base.rsplit("/", 1)[-1]
+    if not project.stack_file(name).is_file():
+        return {}
+    return {name: record(project, name, read_stack_config(project, name)).outputs}
 
 
 def _reparent(resource: PlanResource, stack_urn: str) -> PlanResource:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_STACKS = ("dev", "staging", "prod", "local")
+SHIPPED_STACKS = ("dev", "staging", "prod", "local", "pr-template")
 
 
 @pytest.fixture(scope="session")

@@ -50,6 +50,7 @@ class MonitoringArgs:
     job_queue_arn: pulumi.Input[str] | None
     budget_monthly_usd: float
     budget_alert_thresholds_pct: tuple[int, ...]
+    dashboard: bool = True
     cluster: ClusterMonitoringArgs | None = None
 
 
@@ -124,26 +125,14 @@ class Monitoring(pulumi.ComponentResource):
                 opts=child,
             )
             aws.cloudwatch.EventTarget(
-                f"{base}-batch-failed-target", rule=rule.name, arn=args.alert_topic_arn,
+                f"{base}-batch-failed-target",
+                rule=rule.name,
+                arn=args.alert_topic_arn,
                 opts=child,
-            )  # fmt: skip
+            )
 
-        aws.cloudwatch.Dashboard(
-            f"{base}-dashboard",
-            dashboard_name=f"{base}-mlops",
-            dashboard_body=pulumi.Output.from_input(args.state_machine_arn or "").apply(
-                lambda arn: json.dumps(
-                    plans.cloudwatch_dashboard(
-                        region=args.region,
-                        model_name=args.model_name,
-                        state_machine_arn=arn,
-                        drift_threshold=args.drift_threshold,
-                    ),
-                    sort_keys=True,
-                )
-            ),
-            opts=child,
-        )
+        if args.dashboard:
+            self._dashboard(base, args)
         aws.budgets.Budget(
             f"{base}-budget",
             budget_type="COST",
@@ -177,6 +166,24 @@ class Monitoring(pulumi.ComponentResource):
         self.drift_alarm_arn = drift_alarm.arn
         self.drift_alarm_name = alarm_name
         self.register_outputs({"drift_alarm_arn": drift_alarm.arn})
+
+    def _dashboard(self, base: str, args: MonitoringArgs) -> None:
+        aws.cloudwatch.Dashboard(
+            f"{base}-dashboard",
+            dashboard_name=f"{base}-mlops",
+            dashboard_body=pulumi.Output.from_input(args.state_machine_arn or "").apply(
+                lambda arn: json.dumps(
+                    plans.cloudwatch_dashboard(
+                        region=args.region,
+                        model_name=args.model_name,
+                        state_machine_arn=arn,
+                        drift_threshold=args.drift_threshold,
+                    ),
+                    sort_keys=True,
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _cluster_monitoring(
         self, base: str, args: MonitoringArgs, cluster: ClusterMonitoringArgs

@@ -22,7 +22,6 @@ NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
 )
 GPU_TAINT = ("nvidia.com/gpu", "true", "NO_SCHEDULE")
-SERVER_NAME = "model-server"
 
 
 @dataclass(frozen=True)
@@ -50,25 +49,15 @@ class ServingClusterArgs:
     admin_principal_arns: tuple[str, ...]
     log_retention_days: int
     deletion_protection: bool
-    namespace: str
-    server_image: pulumi.Input[str]
-    server_env: dict[str, pulumi.Input[str]]
-    server_replicas: int
-    server_max_replicas: int
-    server_cpu: str
-    server_memory: str
-    drain_seconds: int
-    models_bucket_arn: pulumi.Input[str]
-    captures_bucket_arn: pulumi.Input[str]
-    extra_namespaces: tuple[str, ...] = field(default=())
+    namespaces: tuple[str, ...] = field(default=())
 
 
 class ServingCluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     endpoint: pulumi.Output[str]
+    certificate_authority: pulumi.Output[str]
     cluster_security_group_id: pulumi.Output[str]
     provider: k8s.Provider
-    namespace: str
 
     def __init__(
         self, name: str, args: ServingClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -222,17 +211,10 @@ class ServingCluster(pulumi.ComponentResource):
         )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=provider)
 
-        for ns in (args.namespace, *args.extra_namespaces):
+        for ns in args.namespaces:
             k8s.core.v1.Namespace(
                 f"{base}-ns-{ns}",
-                metadata={
-                    "name": ns,
-                    "labels": {
-                        # Pod Security Admission: refuse privileged pods in platform namespaces.
-                        "pod-security.kubernetes.io/enforce": "restricted",
-                        "app.kubernetes.io/part-of": "mlops-platform",
-                    },
-                },
+                metadata=k8s.meta.v1.ObjectMetaArgs(**manifests.namespace_metadata(ns)),
                 opts=k8s_opts,
             )
 
@@ -250,33 +232,11 @@ class ServingCluster(pulumi.ComponentResource):
             opts=k8s_opts,
         )
 
-        server_role = self._pod_role(
-            f"{base}-model-server",
-            args,
-            policy=pulumi.Output.all(
-                args.models_bucket_arn, args.captures_bucket_arn, args.kms_key_arn
-            ).apply(
-                lambda a: json.dumps(
-                    iam.bucket_access_policy(read_arns=[a[0]], write_arns=[a[1]], kms_key_arn=a[2])
-                )
-            ),
-        )
-        aws.eks.PodIdentityAssociation(
-            f"{base}-model-server-identity",
-            cluster_name=cluster.name,
-            namespace=args.namespace,
-            service_account=SERVER_NAME,
-            role_arn=server_role.arn,
-            tags=tags(f"{base}-model-server-identity"),
-            opts=child,
-        )
-        self._model_server(base, args, k8s_opts)
-
         self.cluster_name = cluster.name
         self.endpoint = cluster.endpoint
+        self.certificate_authority = cluster.certificate_authority.data
         self.cluster_security_group_id = cluster.vpc_config.cluster_security_group_id
         self.provider = provider
-        self.namespace = args.namespace
         self.register_outputs({"cluster_name": cluster.name, "endpoint": cluster.endpoint})
 
     def _node_group(
@@ -362,60 +322,3 @@ class ServingCluster(pulumi.ComponentResource):
         if policy is not None:
             aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
         return role
-
-    def _model_server(
-        self, base: str, args: ServingClusterArgs, k8s_opts: pulumi.ResourceOptions
-    ) -> None:
-        ns = args.namespace
-        k8s.core.v1.ServiceAccount(
-            f"{base}-model-server-sa",
-            metadata={"name": SERVER_NAME, "namespace": ns},
-            automount_service_account_token=False,
-            opts=k8s_opts,
-        )
-        env = pulumi.Output.all(image=args.server_image, **args.server_env)
-        deployment = env.apply(
-            lambda a: manifests.model_server_deployment(
-                name=SERVER_NAME,
-                namespace=ns,
-                image=a["image"],
-                service_account=SERVER_NAME,
-                replicas=args.server_replicas,
-                cpu=args.server_cpu,
-                memory=args.server_memory,
-                drain_seconds=args.drain_seconds,
-                env={
-                    **{k: v for k, v in a.items() if k != "image"},
-                    "MLOPS_SERVE_HOST": manifests.ALL_INTERFACES,
-                    "MLOPS_SERVE_PORT": str(manifests.SERVER_PORT),
-                    "MLOPS_SERVE_DRAIN_GRACE_S": str(args.drain_seconds),
-                },
-            )
-        )
-        k8s.apps.v1.Deployment(
-            f"{base}-model-server",
-            metadata=deployment.apply(lambda d: d["metadata"]),
-            spec=deployment.apply(lambda d: d["spec"]),
-            opts=k8s_opts,
-        )
-        svc = manifests.service(
-            name=SERVER_NAME, namespace=ns, component="model-server", port=80, target="http"
-        )
-        k8s.core.v1.Service(
-            f"{base}-model-server-svc", metadata=svc["metadata"], spec=svc["spec"], opts=k8s_opts
-        )
-        hpa = manifests.horizontal_pod_autoscaler(
-            name=SERVER_NAME,
-            namespace=ns,
-            min_replicas=args.server_replicas,
-            max_replicas=args.server_max_replicas,
-        )
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{base}-model-server-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=k8s_opts
-        )
-        pdb = manifests.pod_disruption_budget(
-            name=SERVER_NAME, namespace=ns, component="model-server"
-        )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{base}-model-server-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=k8s_opts
-        )

@@ -41,6 +41,8 @@ class TrainingComputeArgs:
     job_timeout_minutes: int
     job_attempts: int
     log_retention_days: int
+    # Set for ephemeral stacks: queue onto these instead of creating environments.
+    shared_compute_environment_arns: pulumi.Input[list[str]] | None = None
 
 
 def _container_properties(
@@ -83,6 +85,7 @@ class TrainingCompute(pulumi.ComponentResource):
     job_definition_arns: dict[str, pulumi.Output[str]]
     log_group_name: pulumi.Output[str]
     gpu_job_queue_arn: pulumi.Output[str] | None
+    compute_environment_arns: pulumi.Output[list[str]]
 
     def __init__(
         self, name: str, args: TrainingComputeArgs, opts: pulumi.ResourceOptions | None = None
@@ -101,6 +104,124 @@ class TrainingCompute(pulumi.ComponentResource):
             tags=tags(f"{base}-logs"),
             opts=child,
         )
+
+        self.gpu_job_queue_arn = None
+        if args.shared_compute_environment_arns is not None:
+            # Ephemeral stacks queue onto the base stack's environments: nothing to boot.
+            environment_arns: pulumi.Input[list[str]] = args.shared_compute_environment_arns
+        else:
+            environment_arns = self._own_compute(base, args)
+        queue = aws.batch.JobQueue(
+            f"{base}-queue",
+            state="ENABLED",
+            priority=1,
+            compute_environment_orders=pulumi.Output.from_input(environment_arns).apply(
+                lambda arns: [
+                    aws.batch.JobQueueComputeEnvironmentOrderArgs(compute_environment=arn, order=i)
+                    for i, arn in enumerate(arns, start=1)
+                ]
+            ),
+            tags=tags(f"{base}-queue"),
+            opts=child,
+        )
+        self.compute_environment_arns = pulumi.Output.from_input(environment_arns)
+
+        job_role = aws.iam.Role(
+            f"{base}-job-role",
+            assume_role_policy=json.dumps(iam.assume_role_policy("ecs-tasks.amazonaws.com")),
+            tags=tags(f"{base}-job-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{base}-job-policy",
+            role=job_role.id,
+            policy=pulumi.Output.all(
+                args.kms_key_arn, log_group.arn, *args.bucket_arns.values()
+            ).apply(
+                lambda a: json.dumps(
+                    iam.job_role_policy(
+                        kms_key_arn=a[0],
+                        log_group_arn=a[1],
+                        bucket_arns=list(a[2:]),
+                        metric_namespace=contract.DRIFT_METRIC_NAMESPACE,
+                    )
+                )
+            ),
+            opts=child,
+        )
+        execution_role = aws.iam.Role(
+            f"{base}-execution-role",
+            assume_role_policy=json.dumps(iam.assume_role_policy("ecs-tasks.amazonaws.com")),
+            tags=tags(f"{base}-execution-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{base}-execution-policy",
+            role=execution_role.id,
+            policy=pulumi.Output.all(args.jobs_repository_arn, log_group.arn).apply(
+                lambda a: json.dumps(
+                    iam.execution_role_policy(repository_arns=[a[0]], log_group_arn=a[1])
+                )
+            ),
+            opts=child,
+        )
+
+        bucket_env = {
+            f"MLOPS_{output.upper()}": args.bucket_names[role]
+            for role, output in contract.OUTPUT_BUCKETS.items()
+        }
+        definitions: dict[str, pulumi.Output[str]] = {}
+        for job in BATCH_JOBS:
+            definition_name = f"{base}-{job}"
+            container = pulumi.Output.all(
+                image=args.jobs_repository_url,
+                job_role=job_role.arn,
+                execution_role=execution_role.arn,
+                log_group=log_group.name,
+                **bucket_env,
+            ).apply(_container_properties(job, args, sorted(bucket_env)))
+            definition = aws.batch.JobDefinition(
+                definition_name,
+                type="container",
+                platform_capabilities=["EC2"],
+                container_properties=container,
+                retry_strategy=aws.batch.JobDefinitionRetryStrategyArgs(
+                    attempts=args.job_attempts,
+                    evaluate_on_exits=[
+                        aws.batch.JobDefinitionRetryStrategyEvaluateOnExitArgs(
+                            action=rule["action"],
+                            on_status_reason=rule.get("onStatusReason"),
+                            on_reason=rule.get("onReason"),
+                        )
+                        for rule in retry_strategy(args.job_attempts)["evaluateOnExit"]
+                    ],
+                ),
+                timeout=aws.batch.JobDefinitionTimeoutArgs(
+                    attempt_duration_seconds=args.job_timeout_minutes * 60
+                ),
+                propagate_tags=True,
+                tags=tags(definition_name),
+                opts=child,
+            )
+            definitions[job] = definition.arn
+
+        self.job_queue_arn = queue.arn
+        self.job_definition_arns = definitions
+        self.log_group_name = log_group.name
+        self.register_outputs(
+            {
+                "job_queue_arn": queue.arn,
+                "job_definition_arns": definitions,
+                "log_group": log_group.name,
+            }
+        )
+
+    def _own_compute(self, base: str, args: TrainingComputeArgs) -> pulumi.Output[list[str]]:
+        """Managed environments that scale to zero; their ARNs in queue order."""
+        child = pulumi.ResourceOptions(parent=self)
+
+        def tags(name: str) -> dict[str, str]:
+            return resource_tags(name, args.tags)
 
         # Instances only talk out (ECR, S3, CloudWatch over HTTPS); nothing talks in.
         security_group = aws.ec2.SecurityGroup(
@@ -192,25 +313,9 @@ class TrainingCompute(pulumi.ComponentResource):
 
         primary_kind = "SPOT" if args.spot else "EC2"
         primary = environment("cpu", primary_kind, args.instance_types, args.max_vcpus)
-        orders = [
-            aws.batch.JobQueueComputeEnvironmentOrderArgs(compute_environment=primary.arn, order=1)
-        ]
+        arns = [primary.arn]
         if args.spot and args.on_demand_fallback:
-            fallback = environment("cpu-ondemand", "EC2", args.instance_types, args.max_vcpus)
-            orders.append(
-                aws.batch.JobQueueComputeEnvironmentOrderArgs(
-                    compute_environment=fallback.arn, order=2
-                )
-            )
-        queue = aws.batch.JobQueue(
-            f"{base}-queue",
-            state="ENABLED",
-            priority=1,
-            compute_environment_orders=orders,
-            tags=tags(f"{base}-queue"),
-            opts=child,
-        )
-        self.gpu_job_queue_arn = None
+            arns.append(environment("cpu-ondemand", "EC2", args.instance_types, args.max_vcpus).arn)
         if args.gpu_enabled:
             gpu = environment("gpu", primary_kind, args.gpu_instance_types, args.gpu_max_vcpus)
             gpu_queue = aws.batch.JobQueue(
@@ -226,93 +331,4 @@ class TrainingCompute(pulumi.ComponentResource):
                 opts=child,
             )
             self.gpu_job_queue_arn = gpu_queue.arn
-
-        job_role = aws.iam.Role(
-            f"{base}-job-role",
-            assume_role_policy=json.dumps(iam.assume_role_policy("ecs-tasks.amazonaws.com")),
-            tags=tags(f"{base}-job-role"),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{base}-job-policy",
-            role=job_role.id,
-            policy=pulumi.Output.all(
-                args.kms_key_arn, log_group.arn, *args.bucket_arns.values()
-            ).apply(
-                lambda a: json.dumps(
-                    iam.job_role_policy(
-                        kms_key_arn=a[0],
-                        log_group_arn=a[1],
-                        bucket_arns=list(a[2:]),
-                        metric_namespace=contract.DRIFT_METRIC_NAMESPACE,
-                    )
-                )
-            ),
-            opts=child,
-        )
-        execution_role = aws.iam.Role(
-            f"{base}-execution-role",
-            assume_role_policy=json.dumps(iam.assume_role_policy("ecs-tasks.amazonaws.com")),
-            tags=tags(f"{base}-execution-role"),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{base}-execution-policy",
-            role=execution_role.id,
-            policy=pulumi.Output.all(args.jobs_repository_arn, log_group.arn).apply(
-                lambda a: json.dumps(
-                    iam.execution_role_policy(repository_arns=[a[0]], log_group_arn=a[1])
-                )
-            ),
-            opts=child,
-        )
-
-        bucket_env = {
-            f"MLOPS_{output.upper()}": args.bucket_names[role]
-            for role, output in contract.OUTPUT_BUCKETS.items()
-        }
-        definitions: dict[str, pulumi.Output[str]] = {}
-        for job in BATCH_JOBS:
-            definition_name = f"{base}-{job}"
-            container = pulumi.Output.all(
-                image=args.jobs_repository_url,
-                job_role=job_role.arn,
-                execution_role=execution_role.arn,
-                log_group=log_group.name,
-                **bucket_env,
-            ).apply(_container_properties(job, args, sorted(bucket_env)))
-            definition = aws.batch.JobDefinition(
-                definition_name,
-                type="container",
-                platform_capabilities=["EC2"],
-                container_properties=container,
-                retry_strategy=aws.batch.JobDefinitionRetryStrategyArgs(
-                    attempts=args.job_attempts,
-                    evaluate_on_exits=[
-                        aws.batch.JobDefinitionRetryStrategyEvaluateOnExitArgs(
-                            action=rule["action"],
-                            on_status_reason=rule.get("onStatusReason"),
-                            on_reason=rule.get("onReason"),
-                        )
-                        for rule in retry_strategy(args.job_attempts)["evaluateOnExit"]
-                    ],
-                ),
-                timeout=aws.batch.JobDefinitionTimeoutArgs(
-                    attempt_duration_seconds=args.job_timeout_minutes * 60
-                ),
-                propagate_tags=True,
-                tags=tags(definition_name),
-                opts=child,
-            )
-            definitions[job] = definition.arn
-
-        self.job_queue_arn = queue.arn
-        self.job_definition_arns = definitions
-        self.log_group_name = log_group.name
-        self.register_outputs(
-            {
-                "job_queue_arn": queue.arn,
-                "job_definition_arns": definitions,
-                "log_group": log_group.name,
-            }
-        )
+        return pulumi.Output.all(*arns)

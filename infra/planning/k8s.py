@@ -34,6 +34,17 @@ def labels(app: str, component: str) -> dict[str, str]:
     }
 
 
+def namespace_metadata(name: str) -> Manifest:
+    return {
+        "name": name,
+        "labels": {
+            # Pod Security Admission: refuse privileged pods in platform namespaces.
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "app.kubernetes.io/part-of": "mlops-platform",
+        },
+    }
+
+
 def restricted_container_security() -> Manifest:
     return {
         "runAsNonRoot": True,

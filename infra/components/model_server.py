@@ -1,0 +1,140 @@
+"""ModelServer: the model server workload in its own namespace, with a pod identity that may
+read models and write captures. Used on the platform's cluster and by ephemeral stacks on
+the shared one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.planning import iam
+from infra.planning import k8s as manifests
+from infra.planning.tags import resource_tags
+
+SERVER_NAME = "model-server"
+
+
+@dataclass(frozen=True)
+class ModelServerArgs:
+    base_name: str
+    tags: dict[str, str]
+    provider: k8s.Provider
+    cluster_name: pulumi.Input[str]
+    namespace: str
+    image: pulumi.Input[str]
+    env: dict[str, pulumi.Input[str]]
+    replicas: int
+    max_replicas: int
+    cpu: str
+    memory: str
+    drain_seconds: int
+    models_bucket_arn: pulumi.Input[str]
+    captures_bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+
+
+class ModelServer(pulumi.ComponentResource):
+    namespace: str
+    service_url: str
+
+    def __init__(
+        self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlops:serving:ModelServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        base = f"{args.base_name}-model-server"
+        ns = args.namespace
+        namespace = k8s.core.v1.Namespace(
+            f"{base}-ns",
+            metadata=k8s.meta.v1.ObjectMetaArgs(**manifests.namespace_metadata(ns)),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+        )
+        k8s_opts = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[namespace]
+        )
+
+        role = aws.iam.Role(
+            f"{base}-role",
+            assume_role_policy=json.dumps(iam.pod_identity_trust_policy()),
+            tags=resource_tags(f"{base}-role", args.tags),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{base}-policy",
+            role=role.id,
+            policy=pulumi.Output.all(
+                args.models_bucket_arn, args.captures_bucket_arn, args.kms_key_arn
+            ).apply(
+                lambda a: json.dumps(
+                    iam.bucket_access_policy(read_arns=[a[0]], write_arns=[a[1]], kms_key_arn=a[2])
+                )
+            ),
+            opts=child,
+        )
+        aws.eks.PodIdentityAssociation(
+            f"{base}-identity",
+            cluster_name=args.cluster_name,
+            namespace=ns,
+            service_account=SERVER_NAME,
+            role_arn=role.arn,
+            tags=resource_tags(f"{base}-identity", args.tags),
+            opts=child,
+        )
+        k8s.core.v1.ServiceAccount(
+            f"{base}-sa",
+            metadata={"name": SERVER_NAME, "namespace": ns},
+            automount_service_account_token=False,
+            opts=k8s_opts,
+        )
+        deployment = pulumi.Output.all(image=args.image, **args.env).apply(
+            lambda a: manifests.model_server_deployment(
+                name=SERVER_NAME,
+                namespace=ns,
+                image=a["image"],
+                service_account=SERVER_NAME,
+                replicas=args.replicas,
+                cpu=args.cpu,
+                memory=args.memory,
+                drain_seconds=args.drain_seconds,
+                env={
+                    **{k: v for k, v in a.items() if k != "image"},
+                    "MLOPS_SERVE_HOST": manifests.ALL_INTERFACES,
+                    "MLOPS_SERVE_PORT": str(manifests.SERVER_PORT),
+                    "MLOPS_SERVE_DRAIN_GRACE_S": str(args.drain_seconds),
+                },
+            )
+        )
+        k8s.apps.v1.Deployment(
+            base,
+            metadata=deployment.apply(lambda d: d["metadata"]),
+            spec=deployment.apply(lambda d: d["spec"]),
+            opts=k8s_opts,
+        )
+        svc = manifests.service(
+            name=SERVER_NAME, namespace=ns, component="model-server", port=80, target="http"
+        )
+        k8s.core.v1.Service(
+            f"{base}-svc", metadata=svc["metadata"], spec=svc["spec"], opts=k8s_opts
+        )
+        hpa = manifests.horizontal_pod_autoscaler(
+            name=SERVER_NAME,
+            namespace=ns,
+            min_replicas=args.replicas,
+            max_replicas=args.max_replicas,
+        )
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{base}-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=k8s_opts
+        )
+        pdb = manifests.pod_disruption_budget(
+            name=SERVER_NAME, namespace=ns, component="model-server"
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{base}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=k8s_opts
+        )
+        self.namespace = ns
+        self.service_url = manifests.service_url(SERVER_NAME, ns, 80)
+        self.register_outputs({})

@@ -1,0 +1,1 @@
+"""The `pulumi_policy` pack: the rules of `mlops.review.policy`, enforced by `pulumi preview`."""
