@@ -58,7 +58,10 @@ def plan_command(
         written = write_manifests(result, k8s_out)
         click.echo(f"wrote {len(written)} Kubernetes objects to {k8s_out}", err=True)
     if json_path is None:
+        from mlops.review.timing import critical_path, render
+
         click.echo(plan_model.render_tree(result))
+        click.echo("\n" + render(critical_path(result)))
     elif json_path == "-":
         click.echo(result.to_json(), nl=False)
     else:
@@ -101,3 +104,16 @@ def _close_event_loop() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         asyncio.get_event_loop().close()
+
+
+from mlops.env.command import env_group  # noqa: E402 - registered after main is defined
+from mlops.sweep.command import sweep_command  # noqa: E402
+
+main.add_command(env_group)
+main.add_command(sweep_command)
+
+# Review tools on plan data (diff, policy, cost, parity): mlops/review/commands.py.
+from mlops.review.commands import COMMANDS as _REVIEW_COMMANDS  # noqa: E402
+
+for _command in _REVIEW_COMMANDS:
+    main.add_command(_command)

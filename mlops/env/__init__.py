@@ -1,0 +1,1 @@
+"""`mlops env`: per-pull-request ephemeral stacks (see `core` for the rules)."""

@@ -1,0 +1,100 @@
+"""The `mlops sweep` command: thin over `mlops.sweep.run.sweep`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlops.expiry import ExpiryError, parse_utc, utc_now
+
+EXIT_REMAINING = 1
+EXIT_USAGE = 2
+
+
+@click.command("sweep")
+@click.option("--stack", default=None, metavar="pr-N", help="Resources tagged mlops:stack=pr-N.")
+@click.option(
+    "--expired", is_flag=True, help="Ephemeral resources whose mlops:expires-at has passed."
+)
+@click.option(
+    "--delete",
+    is_flag=True,
+    help="Delete what is selected. Without it the sweep only reports (dry run).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Report only (the default); overrides --delete.",
+)
+@click.option(
+    "--receipt",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the destroy receipt (JSON) here.",
+)
+@click.option("--now", default=None, metavar="ISO", help="Judge expiry at this instant (UTC).")
+@click.option("--region", default=None, help="AWS region (default: the usual AWS settings).")
+def sweep_command(
+    stack: str | None,
+    expired: bool,
+    delete: bool,
+    dry_run: bool,
+    receipt: Path | None,
+    now: str | None,
+    region: str | None,
+) -> None:
+    """Find resources left behind by ephemeral stacks, by tag, and delete them in order.
+
+    Only resources tagged mlops:environment=ephemeral are ever deleted, whatever the
+    filters say. Exits 1 if anything selected remains after --delete.
+    """
+    import boto3
+
+    from mlops.sweep.run import sweep
+    from mlops.sweep.select import Selector
+
+    if (stack is None) == (not expired):
+        _usage("give exactly one of --stack pr-N or --expired")
+    if stack is not None and not stack.startswith("pr-"):
+        _usage(f"--stack {stack!r}: sweeps only touch ephemeral stacks, named pr-<number>")
+    try:
+        moment = parse_utc(now, what="--now") if now is not None else utc_now()
+    except ExpiryError as exc:
+        _usage(str(exc))
+        raise AssertionError("unreachable") from exc
+
+    session = boto3.session.Session(region_name=region)
+    resolved = session.region_name or "us-east-1"
+    clients: dict[str, Any] = {}
+
+    def client(service: str) -> Any:
+        if service not in clients:
+            clients[service] = session.client(service, region_name=resolved)
+        return clients[service]
+
+    really = delete and not dry_run
+    selector = Selector(now=moment, stack=stack, expired=expired)
+    mode = "deleting" if really else "dry run (pass --delete to delete)"
+    click.echo(f"sweep {selector.describe()} in {resolved}: {mode}")
+    result = sweep(client, selector, region=resolved, delete=really, report=click.echo)
+    if receipt is not None:
+        result.write(receipt)
+        click.echo(f"receipt: {receipt}")
+    click.echo(
+        f"found {len(result.found)}, selected {sum(1 for f in result.found if f['selected'])}, "
+        f"deleted {len(result.deleted)}, failed {len(result.failed)}, "
+        f"remaining {len(result.remaining)} ({len(result.still_billing)} still billing)"
+    )
+    for error in result.listing_errors:
+        click.echo(f"warning: listing failed: {error}", err=True)
+    if really and not result.clean:
+        click.echo("error: ephemeral resources remain; see the receipt", err=True)
+        sys.exit(EXIT_REMAINING)
+
+
+def _usage(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
