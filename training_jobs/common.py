@@ -9,6 +9,7 @@ stderr with exit status 2.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -77,14 +78,14 @@ class JobSettings(BaseSettings):
     stack_outputs: Path | None = Field(
         None, description="`pulumi stack output --json` file naming the platform's buckets"
     )
-    raw_bucket: str | None = Field(None, description="raw data bucket (default: stack outputs)")
+    raw_bucket: str | None = Field(None, description="raw data bucket; if unset: stack outputs")
     curated_bucket: str | None = Field(
-        None, description="curated data bucket (default: stack outputs)"
+        None, description="curated data bucket; if unset: stack outputs"
     )
-    models_bucket: str | None = Field(None, description="models bucket (default: stack outputs)")
-    region: str | None = Field(None, description="AWS region (default: stack outputs, then AWS)")
+    models_bucket: str | None = Field(None, description="models bucket; if unset: stack outputs")
+    region: str | None = Field(None, description="AWS region; if unset: stack outputs, then AWS")
     tracking_uri: str | None = Field(
-        None, description="MLflow tracking URI (default: stack outputs, then MLFLOW_TRACKING_URI)"
+        None, description="MLflow tracking URI; if unset: stack outputs, then MLFLOW_TRACKING_URI"
     )
     dataset: str = Field("churn", pattern=NAME_PATTERN, description="dataset name")
     experiment: str = Field("churn", pattern=NAME_PATTERN, description="MLflow experiment")
@@ -130,12 +131,23 @@ def region(settings: JobSettings) -> str | None:
     return outputs.region if outputs is not None else None
 
 
-def tracking_uri(settings: JobSettings) -> str | None:
-    """The explicit setting, then the stack outputs; None lets MLflow read MLFLOW_TRACKING_URI."""
+def tracking_uri(settings: JobSettings) -> str:
+    """The explicit setting, then the stack outputs, then MLFLOW_TRACKING_URI.
+
+    Never MLflow's own fallback (a sqlite file in the working directory): a job that
+    silently tracks into its container's scratch space loses every run it records.
+    """
     if settings.tracking_uri:
         return settings.tracking_uri
     outputs = _outputs(settings)
-    return outputs.tracking_uri if outputs is not None else None
+    if outputs is not None and outputs.tracking_uri:
+        return outputs.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    raise JobError(
+        f"{flag('tracking_uri')}: not set, and neither the stack outputs nor "
+        "MLFLOW_TRACKING_URI name an MLflow server; give its URL (e.g. http://127.0.0.1:5000)"
+    )
 
 
 def code_version(explicit: str | None) -> str:
@@ -150,7 +162,9 @@ def code_version(explicit: str | None) -> str:
 
 def canonical_json(value: Any) -> bytes:
     """The one serialisation hashes are taken over: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -183,8 +197,14 @@ def run_job(
     settings_cls: type[S],
     body: Callable[[S, StepLogger], R],
     argv: Sequence[str] | None = None,
+    *,
+    failures: tuple[type[Exception], ...] = (),
 ) -> int:
-    """Parse settings, run `body`, log the result; user errors become one line on stderr."""
+    """Parse settings, run `body`, log the result; user errors become one line on stderr.
+
+    `failures` are service errors (S3 refusals, MLflow errors) reported as one line with
+    exit status 1 instead of a traceback.
+    """
     log = json_step_logger(job)
     prog = f"python -m training_jobs.{job}"
     try:
@@ -199,5 +219,9 @@ def run_job(
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         return 130
+    except failures as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        sys.stderr.write(f"{prog}: error: {type(exc).__name__}: {first_line}\n")
+        return EXIT_ENVIRONMENT_ERROR
     log("done", result=result.model_dump(mode="json"))
     return 0

@@ -10,9 +10,11 @@ promote or reject, with metric deltas, reasons and the thresholds used — is wr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
+from botocore.exceptions import ClientError
 from mlflow import MlflowClient
 from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
@@ -58,7 +60,7 @@ class Settings(JobSettings):
     run_id: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{32}$",
-        description="candidate run (default: the run train last produced)",
+        description="candidate run; if unset: the run train last produced",
     )
     min_roc_auc: float = Field(0.6, ge=0, le=1, description="floor a candidate must reach")
     min_roc_auc_gain: float = Field(
@@ -183,6 +185,11 @@ def run(
     manifest = dataset.load_manifest(s3, curated, settings.dataset, version)
     holdout = dataset.read_split(s3, curated, manifest, dataset.SPLIT_HOLDOUT)
     candidate_metrics = score(load_sklearn_model(mlflow_client, model_id), holdout)
+    if math.isnan(candidate_metrics["roc_auc"]):
+        raise JobError(
+            f"dataset {version[:12]}: the holdout has a single label value, so roc_auc is "
+            "undefined; prepare more rows or a larger --holdout-fraction"
+        )
     on_step("candidate", run_id=run_id, dataset_version=version, metrics=candidate_metrics)
 
     champion_run_id: str | None = None
@@ -264,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_step=log,
         )
 
-    return run_job("evaluate", Settings, body, argv)
+    return run_job("evaluate", Settings, body, argv, failures=(ClientError, MlflowException))
 
 
 if __name__ == "__main__":

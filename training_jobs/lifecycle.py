@@ -13,14 +13,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
+from botocore.exceptions import ClientError
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict
 
 from training_jobs import evaluate, prepare, register, train
 from training_jobs.common import (
+    JobError,
     JobSettings,
     StepLogger,
     discard_steps,
+    flag,
     region,
     run_job,
     tracking_uri,
@@ -75,6 +79,12 @@ def run(
     mlflow_client: MlflowClient,
     on_step: StepLogger = discard_steps,
 ) -> LifecycleResult:
+    for name in ("dataset_version", "run_id"):
+        if getattr(settings, name) is not None:
+            raise JobError(
+                f"{flag(name)}: {getattr(settings, name)!r} is not allowed here; the lifecycle "
+                "takes it from the step before (run train/evaluate/register alone to choose it)"
+            )
     prepared = prepare.run(
         _subset(settings, prepare.Settings), s3=s3, on_step=_prefixed(on_step, "prepare")
     )
@@ -124,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_step=log,
         )
 
-    return run_job("lifecycle", Settings, body, argv)
+    return run_job("lifecycle", Settings, body, argv, failures=(ClientError, MlflowException))
 
 
 if __name__ == "__main__":

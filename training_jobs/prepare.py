@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from training_jobs import contract, schema
@@ -271,7 +272,7 @@ def run(settings: Settings, *, s3: S3Client, on_step: StepLogger = discard_steps
         s3, curated_bucket, bucket_origin(settings, contract.BUCKET_CURATED), versioned=True
     )
 
-    frames: list[pd.DataFrame] = []
+    rows_read = 0
     sources: list[SourceObject] = []
     rejected: list[Rejected] = []
     accepted_parts: list[pd.DataFrame] = []
@@ -291,18 +292,18 @@ def run(settings: Settings, *, s3: S3Client, on_step: StepLogger = discard_steps
             )
             for i, reasons in bad
         )
-        frames.append(raw)
+        rows_read += len(raw)
         on_step("read", key=key, rows=len(raw), accepted=len(accepted), rejected=len(bad))
 
-    rows_read = sum(len(f) for f in frames)
     combined = pd.concat(accepted_parts, ignore_index=True)
+    row_sources = np.repeat([s.key for s in sources], [len(p) for p in accepted_parts])
     repeated = combined[schema.ID_COLUMN].duplicated(keep="first").to_numpy()
     if repeated.any():  # the same id in two source objects: keep the first, reject the rest
         for i in np.flatnonzero(repeated):
             rejected.append(
                 Rejected(
-                    source="*",
-                    row=0,
+                    source=str(row_sources[i]),
+                    row=0,  # 0: the row passed its own object's checks; see the reason
                     customer_id=str(combined[schema.ID_COLUMN].iloc[i]),
                     reasons=(f"{schema.ID_COLUMN}: repeats a row of an earlier object",),
                 )
@@ -402,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body(settings: Settings, log: StepLogger) -> PrepareResult:
         return run(settings, s3=make_s3_client(region(settings)), on_step=log)
 
-    return run_job("prepare", Settings, body, argv)
+    return run_job("prepare", Settings, body, argv, failures=(ClientError,))
 
 
 if __name__ == "__main__":

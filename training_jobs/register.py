@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from botocore.exceptions import ClientError
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -43,7 +44,7 @@ from training_jobs.tracking import (
 
 class Settings(JobSettings):
     run_id: str | None = Field(
-        None, pattern=r"^[0-9a-f]{32}$", description="evaluated run (default: latest decision)"
+        None, pattern=r"^[0-9a-f]{32}$", description="evaluated run; if unset: latest decision"
     )
 
 
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_step=log,
         )
 
-    return run_job("register", Settings, body, argv)
+    return run_job("register", Settings, body, argv, failures=(ClientError, MlflowException))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ client's tracking URI only for the duration of a call and restored afterwards.
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,8 +40,15 @@ def fluent_tracking(client: MlflowClient) -> Iterator[None]:
     # The private helper restores the previous URI, including "unset".
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-    with _use_tracking_uri(client.tracking_uri):
-        yield
+    # MLflow prints run URLs to stdout when a run ends; stdout carries the jobs' JSON lines.
+    # Restoring an unset URI also unsets MLFLOW_TRACKING_URI: put the caller's back.
+    previous_env = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        with _use_tracking_uri(client.tracking_uri), redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if previous_env is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 def is_not_found(exc: MlflowException) -> bool:

@@ -15,8 +15,10 @@ from importlib import metadata
 from typing import Any, Final, Literal
 
 import numpy as np
+from botocore.exceptions import ClientError
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
@@ -80,7 +82,7 @@ SKOPS_TRUSTED_TYPES: Final = {
 
 class Settings(JobSettings):
     dataset_version: str | None = Field(
-        None, pattern=r"^[0-9a-f]{64}$", description="dataset version (default: the latest)"
+        None, pattern=r"^[0-9a-f]{64}$", description="dataset version; if unset: the latest"
     )
     classifier: Literal["logistic_regression", "random_forest"] = Field(
         "logistic_regression", description="the estimator at the end of the pipeline"
@@ -91,7 +93,7 @@ class Settings(JobSettings):
     max_depth: int | None = Field(None, ge=1, description="random forest depth")
     seed: int = Field(0, ge=0, description="random seed")
     code_version: str | None = Field(
-        None, description="code version tag (default: the installed package version)"
+        None, description="code version tag; if unset: the installed package version"
     )
 
 
@@ -366,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_step=log,
         )
 
-    return run_job("train", Settings, body, argv)
+    return run_job("train", Settings, body, argv, failures=(ClientError, MlflowException))
 
 
 if __name__ == "__main__":

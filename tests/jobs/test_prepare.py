@@ -284,3 +284,19 @@ def test_no_bucket_setting_and_no_outputs_is_a_clear_error(aws_env: None) -> Non
         JobError, match=r"--raw-bucket / MLOPS_RAW_BUCKET: not set, and no --stack-outputs"
     ):
         prepare.run(prepare.Settings(), s3=None)
+
+
+def test_an_id_repeated_across_objects_is_kept_once(
+    platform: Platform, sample: pd.DataFrame
+) -> None:
+    platform.put_raw(sample.head(100), key="churn/part-0.csv")
+    platform.put_raw(sample.iloc[90:200], key="churn/part-1.csv")  # rows 90..99 again
+
+    result = prepare.run(platform.settings(prepare.Settings), s3=platform.s3)
+
+    assert (result.rows_read, result.rows_accepted, result.rows_rejected) == (210, 200, 10)
+    rejects = platform.json_object("curated_bucket", result.rejects_key)
+    assert {r["source"] for r in rejects["rows"]} == {"churn/part-1.csv"}
+    assert sorted(int(r["customer_id"]) for r in rejects["rows"]) == list(
+        sample["customer_id"].iloc[90:100]
+    )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pandas as pd
@@ -204,3 +205,35 @@ def test_bad_classifier_flag(platform: Platform, capsys: pytest.CaptureFixture[s
         "--classifier / MLOPS_CLASSIFIER: 'xgboost' is not allowed: Input should be 'logistic_regression' or 'random_forest'"
         in err
     )
+
+
+def test_no_tracking_server_anywhere_is_a_clear_error(
+    platform: Platform, prepared: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = train.main(["--stack-outputs", str(platform.outputs_path)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        "python -m training_jobs.train: error: --tracking-uri / MLOPS_TRACKING_URI: not set, "
+        "and neither the stack outputs nor MLFLOW_TRACKING_URI name an MLflow server; give its "
+        "URL (e.g. http://127.0.0.1:5000)\n"
+    )
+
+
+def test_tracking_uri_from_the_stack_outputs_and_env_is_left_as_found(
+    platform: Platform,
+    prepared: Any,
+    tracking_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    outputs = json.loads(platform.outputs_path.read_text()) | {"tracking_uri": tracking_uri}
+    platform.outputs_path.write_text(json.dumps(outputs))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # loses to the outputs
+
+    code = train.main(["--stack-outputs", str(platform.outputs_path)])
+
+    assert code == 0, capsys.readouterr().err
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:9"
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["result"]["reused"] is False

@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 from training_jobs import contract, lifecycle, sample_data
@@ -26,10 +27,11 @@ from training_jobs.common import EnvironmentProblem, JobError
 from training_jobs.local.processes import ServerError
 from training_jobs.local.seed import PlanError, read_plan
 from training_jobs.local.stack import LocalConfig, LocalPlatform, PortBusy, applied_env
-from training_jobs.storage import put_if_changed
+from training_jobs.storage import get_bytes, put_if_changed
 from training_jobs.tracking import make_client
 
 RAW_KEY = "churn/sample.csv"
+MAX_REJECTS_SHOWN = 3
 
 
 def builtin_plan() -> dict[str, Any]:
@@ -132,6 +134,10 @@ def demo(
         )
         seconds = time.perf_counter() - started
     out.write("\n" + summary(result, seconds) + "\n")
+    curated = str(platform.outputs[contract.OUTPUT_BUCKETS[contract.BUCKET_CURATED]])
+    rejects = json.loads(get_bytes(platform.s3_client(), curated, result.rejects_key))
+    for row in rejects["rows"][:MAX_REJECTS_SHOWN]:
+        out.write(f"  rejected row {row['row']}: {'; '.join(row['reasons'])}\n")
     return result
 
 
@@ -186,13 +192,19 @@ def _serve_forever(platform: LocalPlatform, out: TextIO) -> None:
         out.write(f"  export {key}={env[key]}\n")
     out.write("Ctrl-C stops everything.\n")
     out.flush()
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     while True:
         time.sleep(3600)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parse_args(argv)
+    # SIGTERM (a closed terminal, `kill`, CI cancelling) unwinds like Ctrl-C, so the
+    # context managers stop every server this process started.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         plan = read_plan(args.plan) if args.plan else builtin_plan()
     except PlanError as exc:

@@ -12,11 +12,27 @@ jobs use. The file is a pickle written by this module into the user's own work d
 from __future__ import annotations
 
 import argparse
+import copyreg
 import pickle
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+
+def _rebuild_versioned(cls: type[dict[str, Any]], lists: dict[str, list[Any]]) -> dict[str, Any]:
+    store = cls()
+    for key, versions in lists.items():
+        dict.__setitem__(store, key, versions)
+    return store
+
+
+def _reduce_versioned(store: dict[str, Any]) -> tuple[Any, ...]:
+    # moto's key store is a dict of version lists whose item access shows only the newest
+    # version; pickled the default way, every older version would be lost.
+    lists = {key: list(dict.__getitem__(store, key)) for key in dict.keys(store)}
+    return _rebuild_versioned, (type(store), lists)
 
 
 def load_state(path: Path) -> int:
@@ -37,8 +53,13 @@ def save_state(path: Path) -> None:
     from moto.s3.models import s3_backends
 
     tmp = path.with_suffix(path.suffix + ".tmp")
+    from moto.s3.utils import _VersionedKeyStore
+
     state = {"backends": dict(s3_backends), "bucket_accounts": dict(s3_backends.bucket_accounts)}
-    tmp.write_bytes(pickle.dumps(state))
+    with tmp.open("wb") as sink:
+        pickler = pickle.Pickler(sink)
+        pickler.dispatch_table = copyreg.dispatch_table | {_VersionedKeyStore: _reduce_versioned}
+        pickler.dump(state)
     tmp.replace(path)  # atomic: a crash mid-write leaves the previous state
 
 

@@ -113,18 +113,26 @@ def seed(plan: Mapping[str, Any], s3: Any, region: str = "us-east-1") -> SeedRes
     outputs = stack_outputs(plan, buckets)
     created: list[str] = []
     for name, versioned in sorted(buckets.items()):
-        kwargs: dict[str, Any] = {"Bucket": name}
-        if region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        try:
+        if not _exists(s3, name):
+            kwargs: dict[str, Any] = {"Bucket": name}
+            if region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
             s3.create_bucket(**kwargs)
             created.append(name)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-                raise
         if versioned:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return SeedResult(buckets=dict(buckets), created=tuple(created), outputs=outputs)
+
+
+def _exists(s3: Any, name: str) -> bool:
+    # CreateBucket on a bucket we own succeeds silently in us-east-1, so ask first.
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket", "NotFound"}:
+            return False
+        raise
+    return True
 
 
 def write_outputs(outputs: Mapping[str, Any], path: Path) -> Path:
