@@ -204,6 +204,7 @@ def build(config: PlatformConfig) -> Platform:
             job_attempts=t.job_attempts,
             log_retention_days=t.log_retention_days,
             shared_compute_environment_arns=foundation.compute_environment_arns,
+            tracking_uri=foundation.tracking_uri,
         ),
     )
     # The drift alarm belongs to monitoring; the pipeline's rule finds it by its name.
@@ -424,9 +425,9 @@ def _model_server(
 ) -> ModelServer:
     s = config.serving
     assert foundation.provider is not None and foundation.cluster_name is not None
-    tracking_uri = foundation.tracking_uri or manifests.service_url(
-        MLFLOW_NAME, TRACKING_NAMESPACE, manifests.MLFLOW_PORT
-    )
+    # In the cluster, MLflow is reached by its Service name (also from ephemeral stacks,
+    # which share the cluster); the load balancer address is for Batch jobs.
+    tracking_uri = manifests.service_url(MLFLOW_NAME, TRACKING_NAMESPACE, manifests.MLFLOW_PORT)
     # Each ephemeral stack serves from a namespace of its own on the shared cluster.
     namespace = config.stack if config.is_ephemeral else SERVING_NAMESPACE
     return ModelServer(

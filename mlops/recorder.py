@@ -108,7 +108,12 @@ class _Mocks(pulumi.runtime.Mocks):
             stack_name = str(inputs.get("name", name))
             # Unknown stacks read as empty: the program reports the outputs it misses.
             outputs = self.referenced_outputs.get(stack_name.rsplit("/", 1)[-1], {})
-            return stack_name, {"name": stack_name, "outputs": dict(outputs), "secretOutputNames": []}
+            reference: dict[str, Any] = {
+                "name": stack_name,
+                "outputs": dict(outputs),
+                "secretOutputNames": [],
+            }
+            return stack_name, reference
         digest = _digest(f"{typ}::{name}")
         physical = inputs.get(AUTONAMED.get(typ, ""))
         module, _, kind = typ.partition(":")[2].partition(":")
@@ -150,6 +155,11 @@ class _Mocks(pulumi.runtime.Mocks):
         elif typ == "aws:rds/instance:Instance":
             state["address"] = f"{resource_id}.{digest[:12]}.{region}.rds.amazonaws.com"
             state["port"] = 5432
+        elif typ == "kubernetes:core/v1:Service" and inputs.get("spec", {}).get("type") == (
+            "LoadBalancer"
+        ):
+            hostname = f"internal-{digest[:20]}.elb.{region}.amazonaws.com"
+            state["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
         elif typ == "random:index/randomPassword:RandomPassword":
             # Never a real secret: the plan only needs a value to flow into dependents.
             state["result"] = f"offline-plan-{digest[:16]}"

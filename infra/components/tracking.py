@@ -53,8 +53,16 @@ class TrackingArgs:
     protect: bool
 
 
+def _load_balancer_url(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:
+    ingress = status.load_balancer.ingress if status and status.load_balancer else None
+    if not ingress or not ingress[0].hostname:
+        raise ValueError("the MLflow Service has no load balancer address yet")
+    return f"http://{ingress[0].hostname}:{manifests.MLFLOW_PORT}"
+
+
 class Tracking(pulumi.ComponentResource):
     tracking_uri: pulumi.Output[str]
+    cluster_tracking_uri: str
 
     def __init__(
         self, name: str, args: TrackingArgs, opts: pulumi.ResourceOptions | None = None
@@ -139,13 +147,14 @@ class Tracking(pulumi.ComponentResource):
             component="tracking",
             port=manifests.MLFLOW_PORT,
             target="http",
+            # Batch jobs run outside the cluster: they reach MLflow through the VPC.
+            internal_load_balancer=True,
         )
-        k8s.core.v1.Service(
+        service = k8s.core.v1.Service(
             f"{base}-svc", metadata=svc["metadata"], spec=svc["spec"], opts=k8s_opts
         )
-        self.tracking_uri = pulumi.Output.from_input(
-            manifests.service_url(MLFLOW_NAME, ns, manifests.MLFLOW_PORT)
-        )
+        self.tracking_uri = service.status.apply(_load_balancer_url)
+        self.cluster_tracking_uri = manifests.service_url(MLFLOW_NAME, ns, manifests.MLFLOW_PORT)
         self.register_outputs({"tracking_uri": self.tracking_uri})
 
     def _rds(self, base: str, args: TrackingArgs) -> pulumi.Output[str]:
@@ -168,16 +177,20 @@ class Tracking(pulumi.ComponentResource):
             f"{base}-db-sg",
             description="PostgreSQL from the EKS cluster only",
             vpc_id=args.vpc_id,
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    description="PostgreSQL from cluster pods",
-                    protocol="tcp",
-                    from_port=5432,
-                    to_port=5432,
-                    security_groups=[args.cluster_security_group_id],
-                )
-            ],
             tags=resource_tags(f"{base}-db-sg", args.tags),
+            opts=child,
+        )
+        # A separate rule, not an inline one: the database (~12 min) then no longer waits
+        # for the cluster (~12 min) that owns the source security group.
+        aws.vpc.SecurityGroupIngressRule(
+            f"{base}-db-from-cluster",
+            security_group_id=security_group.id,
+            description="PostgreSQL from cluster pods",
+            ip_protocol="tcp",
+            from_port=5432,
+            to_port=5432,
+            referenced_security_group_id=args.cluster_security_group_id,
+            tags=resource_tags(f"{base}-db-from-cluster", args.tags),
             opts=child,
         )
         parameters = aws.rds.ParameterGroup(

@@ -43,6 +43,8 @@ class TrainingComputeArgs:
     log_retention_days: int
     # Set for ephemeral stacks: queue onto these instead of creating environments.
     shared_compute_environment_arns: pulumi.Input[list[str]] | None = None
+    # The MLflow server the jobs log to (none on the local stack: the demo runs its own).
+    tracking_uri: pulumi.Input[str] | None = None
 
 
 def _container_properties(
@@ -166,10 +168,14 @@ class TrainingCompute(pulumi.ComponentResource):
             opts=child,
         )
 
-        bucket_env = {
+        job_env: dict[str, pulumi.Input[str]] = {
             f"MLOPS_{output.upper()}": args.bucket_names[role]
             for role, output in contract.OUTPUT_BUCKETS.items()
         }
+        # MLflow's usage reporting would reach for the internet from private subnets.
+        job_env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        if args.tracking_uri is not None:
+            job_env["MLOPS_TRACKING_URI"] = args.tracking_uri
         definitions: dict[str, pulumi.Output[str]] = {}
         for job in BATCH_JOBS:
             definition_name = f"{base}-{job}"
@@ -178,8 +184,8 @@ class TrainingCompute(pulumi.ComponentResource):
                 job_role=job_role.arn,
                 execution_role=execution_role.arn,
                 log_group=log_group.name,
-                **bucket_env,
-            ).apply(_container_properties(job, args, sorted(bucket_env)))
+                **job_env,
+            ).apply(_container_properties(job, args, sorted(job_env)))
             definition = aws.batch.JobDefinition(
                 definition_name,
                 type="container",

@@ -155,13 +155,32 @@ def model_server_deployment(
     }
 
 
-def service(*, name: str, namespace: str, component: str, port: int, target: str) -> Manifest:
+# An internal Network Load Balancer: reachable inside the VPC (Batch jobs), never public.
+INTERNAL_NLB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+}
+
+
+def service(
+    *,
+    name: str,
+    namespace: str,
+    component: str,
+    port: int,
+    target: str,
+    internal_load_balancer: bool = False,
+) -> Manifest:
+    metadata: Manifest = {"name": name, "namespace": namespace, "labels": labels(name, component)}
+    if internal_load_balancer:
+        metadata["annotations"] = dict(INTERNAL_NLB_ANNOTATIONS)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels(name, component)},
+        "metadata": metadata,
         "spec": {
-            "type": "ClusterIP",
+            "type": "LoadBalancer" if internal_load_balancer else "ClusterIP",
             "selector": labels(name, component),
             "ports": [{"name": "http", "port": port, "targetPort": target}],
         },

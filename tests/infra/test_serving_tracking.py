@@ -135,7 +135,8 @@ def test_model_server_deployment_is_hardened(dev_plan: Plan) -> None:
     assert container["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MLOPS_SERVE_CAPTURE_BUCKET"] == dev_plan.outputs["captures_bucket"]
-    assert env["MLOPS_SERVE_TRACKING_URI"] == dev_plan.outputs["tracking_uri"]
+    # In the cluster MLflow is reached by Service name; jobs use the load balancer address.
+    assert env["MLOPS_SERVE_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local:5000"
     drain = int(env["MLOPS_SERVE_DRAIN_GRACE_S"])
     assert (
         pod["terminationGracePeriodSeconds"]
@@ -170,8 +171,30 @@ def test_tracking_uses_rds_in_prod_with_secret_password(prod_plan: Plan) -> None
         for g in prod_plan.of_type("aws:ec2/securityGroup:SecurityGroup")
         if g.name.endswith("db-sg")
     )
-    (rule,) = sg.inputs["ingress"]
-    assert rule["fromPort"] == 5432 and "cidrBlocks" not in rule and rule["securityGroups"]
+    assert "ingress" not in sg.inputs
+    (rule,) = prod_plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rule.inputs["fromPort"] == 5432 and "cidrIpv4" not in rule.inputs
+    assert rule.inputs["referencedSecurityGroupId"].startswith("sg-")
+    assert sg.urn in rule.dependencies
+    db = _one(prod_plan, "aws:rds/instance:Instance")
+    cluster = _one(prod_plan, "aws:eks/cluster:Cluster")
+    assert cluster.urn not in db.dependencies, "the database must not wait for the cluster"
+
+
+def test_batch_jobs_reach_mlflow_through_an_internal_load_balancer(dev_plan: Plan) -> None:
+    service = _objects(dev_plan)[("Service", "mlflow")]
+    assert service["spec"]["type"] == "LoadBalancer"
+    annotations = service["metadata"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+    uri = dev_plan.outputs["tracking_uri"]
+    assert uri.startswith("http://internal-") and uri.endswith(":5000")
+    definition = dev_plan.of_type("aws:batch/jobDefinition:JobDefinition")[0]
+    env = {
+        e["name"]: e["value"]
+        for e in json.loads(definition.inputs["containerProperties"])["environment"]
+    }
+    assert env["MLOPS_TRACKING_URI"] == uri
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
 
 def test_dev_tracking_uses_a_volume_not_rds(dev_plan: Plan) -> None:
