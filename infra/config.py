@@ -406,6 +406,23 @@ class EphemeralConfig(_Section):
     )
 
 
+class PolicyException(_Section):
+    """One accepted policy finding: which rule, which resource, and why."""
+
+    rule: str = Field(pattern=r"^MLOPS-[A-Z0-9]+-\d{3}$", description="Rule id, e.g. MLOPS-S3-008.")
+    urn_contains: str | None = Field(
+        None, min_length=1, description="Substring of the resource URN."
+    )
+    name: str | None = Field(None, min_length=1, description="Exact logical resource name.")
+    reason: str = Field(min_length=10, description="Why this is acceptable.")
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> PolicyException:
+        if (self.urn_contains is None) == (self.name is None):
+            raise ValueError("give exactly one of urn_contains or name")
+        return self
+
+
 class PlatformConfig(_Section):
     """Everything under `mlops:` plus the stack and region, validated."""
 
@@ -422,6 +439,9 @@ class PlatformConfig(_Section):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     ephemeral: EphemeralConfig = Field(default_factory=EphemeralConfig)
+    policy_exceptions: tuple[PolicyException, ...] = Field(
+        (), description="Accepted policy findings, each with a reason (see `mlops policy`)."
+    )
 
     @property
     def base_name(self) -> str:
@@ -448,7 +468,7 @@ class PlatformConfig(_Section):
 
 
 # Top-level keys besides the sections; `stack` and `region` come from Pulumi, not `mlops:`.
-_SCALAR_KEYS = ("environment", "owner", "name_prefix")
+_SCALAR_KEYS = ("environment", "owner", "name_prefix", "policy_exceptions")
 SECTIONS: dict[str, type[_Section]] = {
     "network": NetworkConfig,
     "storage": StorageConfig,
@@ -590,6 +610,7 @@ class _TopLevel(_Section):
     environment: Environment
     owner: str
     name_prefix: str = "mlops"
+    policy_exceptions: tuple[PolicyException, ...] = ()
 
     @field_validator("owner")
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mlops import plan as plan_model
+from mlops.review import commands as review_commands
 from mlops.stackfiles import StackFileError, find_project, read_stack_config
 
 EXIT_USAGE = 2
@@ -69,6 +70,11 @@ def plan_command(
         click.echo(f"wrote {len(result.resources)} resources to {json_path}", err=True)
 
 
+# Review tools on plan data (diff, policy, cost, parity): mlops/review/commands.py.
+for _command in review_commands.COMMANDS:
+    main.add_command(_command)
+
+
 def build_plan(stack: str, project_dir: Path | None = None) -> plan_model.Plan:
     """Load the project and stack config and record the program; exit 2 on user errors."""
     from mlops import recorder  # the Pulumi SDK import is slow: only when a plan is built
@@ -111,9 +117,3 @@ from mlops.sweep.command import sweep_command  # noqa: E402
 
 main.add_command(env_group)
 main.add_command(sweep_command)
-
-# Review tools on plan data (diff, policy, cost, parity): mlops/review/commands.py.
-from mlops.review.commands import COMMANDS as _REVIEW_COMMANDS  # noqa: E402
-
-for _command in _REVIEW_COMMANDS:
-    main.add_command(_command)

@@ -236,9 +236,15 @@ def pipeline_role_policy(
             {
                 "Sid": "TrackJobs",
                 "Effect": "Allow",
-                # DescribeJobs/TerminateJob have no resource-level permissions.
-                "Action": ["batch:DescribeJobs", "batch:TerminateJob"],
+                # DescribeJobs has no resource-level permissions.
+                "Action": ["batch:DescribeJobs"],
                 "Resource": "*",
+            },
+            {
+                "Sid": "StopJobs",
+                "Effect": "Allow",
+                "Action": ["batch:TerminateJob"],
+                "Resource": [f"arn:aws:batch:{region}:{account_id}:job/*"],
             },
             {
                 "Sid": "BatchSyncIntegration",

@@ -1,0 +1,86 @@
+"""The GitHub Actions workflows: linted with actionlint when present, and their contract."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+
+
+def _load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    assert isinstance(data, dict)
+    # YAML 1.1 reads the key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+@pytest.mark.skipif(
+    shutil.which("actionlint") is None,
+    reason="actionlint is not installed (Debian bookworm does not package it; see the report)",
+)
+def test_actionlint() -> None:
+    files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
+    result = subprocess.run(["actionlint", *files], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_workflow_parses_and_pins_permissions() -> None:
+    names = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
+    assert names == [
+        "deploy-dev.yml",
+        "nightly.yml",
+        "pull-request-closed.yml",
+        "pull-request-comment.yml",
+        "pull-request.yml",
+    ]
+    for name in names:
+        data = _load(name)
+        assert "permissions" in data, f"{name}: set least-privilege permissions"
+        for job, spec in data["jobs"].items():
+            assert "timeout-minutes" in spec, f"{name}: job {job} needs a timeout"
+
+
+def test_pull_request_review_needs_no_secrets() -> None:
+    data = _load("pull-request.yml")
+    assert list(data["on"]) == ["pull_request"]
+    review = yaml.safe_dump(data["jobs"]["review"])
+    assert "secrets." not in review
+    assert "git worktree add" in review
+    assert "mlops diff" in review and "--markdown" in review
+    assert data["permissions"] == {"contents": "read"}
+
+
+def test_preview_only_with_credentials() -> None:
+    preview = _load("pull-request.yml")["jobs"]["preview"]
+    assert "secrets.AWS_ROLE_ARN" in preview["env"]["HAS_CREDENTIALS"]
+    pulumi = next(s for s in preview["steps"] if s.get("uses", "").startswith("pulumi/actions"))
+    assert pulumi["if"] == "env.HAS_CREDENTIALS == 'true'"
+    assert pulumi["with"]["command"] == "preview"
+    assert pulumi["with"]["policyPacks"] == "infra/policy"
+
+
+def test_comment_posted_from_workflow_run_without_running_pr_code() -> None:
+    data = _load("pull-request-comment.yml")
+    assert data["on"]["workflow_run"]["workflows"] == ["pull-request"]
+    steps = data["jobs"]["comment"]["steps"]
+    assert not any(s.get("uses", "").startswith("actions/checkout") for s in steps)
+    sticky = next(s for s in steps if "sticky-pull-request-comment" in s.get("uses", ""))
+    assert sticky["with"]["path"] == "review/comment.md"
+
+
+def test_lifecycle_workflows_call_the_env_tooling() -> None:
+    closed = yaml.safe_dump(_load("pull-request-closed.yml"))
+    assert ".venv/bin/mlops env destroy --pr ${{ github.event.number }}" in closed
+    nightly = _load("nightly.yml")
+    assert "schedule" in nightly["on"]
+    assert ".venv/bin/mlops env reap" in yaml.safe_dump(nightly)
+    deploy = _load("deploy-dev.yml")
+    assert deploy["on"]["push"]["branches"] == ["main"]
+    assert "command: up" in yaml.safe_dump(deploy)
