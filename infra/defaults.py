@@ -34,3 +34,45 @@ def stateful_options(parent: pulumi.Resource, *, protect: bool) -> pulumi.Resour
     it is ever removed from the program, so data outlives a refactoring mistake.
     """
     return pulumi.ResourceOptions(parent=parent, protect=protect, retain_on_delete=protect)
+
+
+def hardened_launch_template(
+    name: str,
+    *,
+    kms_key_arn: pulumi.Input[str],
+    volume_size_gib: int,
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+    instance_tags: dict[str, str] | None = None,
+) -> aws.ec2.LaunchTemplate:
+    """IMDSv2 only with one hop (pods and containers cannot borrow the instance's
+    credentials, CKV_AWS_341) and an encrypted gp3 root volume with the platform key."""
+    return aws.ec2.LaunchTemplate(
+        name,
+        metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+            http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+        ),
+        block_device_mappings=[
+            aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name="/dev/xvda",
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    encrypted="true",
+                    kms_key_id=kms_key_arn,
+                    volume_size=volume_size_gib,
+                    volume_type="gp3",
+                    delete_on_termination="true",
+                ),
+            )
+        ],
+        tag_specifications=(
+            [
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type="instance", tags=instance_tags
+                )
+            ]
+            if instance_tags
+            else None
+        ),
+        tags=tags,
+        opts=opts,
+    )

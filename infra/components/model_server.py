@@ -8,12 +8,11 @@ import json
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.components.identity import ServiceAccountRef, pod_identity_role
 from infra.planning import iam
 from infra.planning import k8s as manifests
-from infra.planning.tags import resource_tags
 
 SERVER_NAME = "model-server"
 
@@ -45,7 +44,6 @@ class ModelServer(pulumi.ComponentResource):
         self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:serving:ModelServer", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         base = f"{args.base_name}-model-server"
         ns = args.namespace
         namespace = k8s.core.v1.Namespace(
@@ -57,15 +55,10 @@ class ModelServer(pulumi.ComponentResource):
             parent=self, provider=args.provider, depends_on=[namespace]
         )
 
-        role = aws.iam.Role(
-            f"{base}-role",
-            assume_role_policy=json.dumps(iam.pod_identity_trust_policy()),
-            tags=resource_tags(f"{base}-role", args.tags),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{base}-policy",
-            role=role.id,
+        pod_identity_role(
+            base,
+            parent=self,
+            tags=args.tags,
             policy=pulumi.Output.all(
                 args.models_bucket_arn, args.captures_bucket_arn, args.kms_key_arn
             ).apply(
@@ -73,16 +66,7 @@ class ModelServer(pulumi.ComponentResource):
                     iam.bucket_access_policy(read_arns=[a[0]], write_arns=[a[1]], kms_key_arn=a[2])
                 )
             ),
-            opts=child,
-        )
-        aws.eks.PodIdentityAssociation(
-            f"{base}-identity",
-            cluster_name=args.cluster_name,
-            namespace=ns,
-            service_account=SERVER_NAME,
-            role_arn=role.arn,
-            tags=resource_tags(f"{base}-identity", args.tags),
-            opts=child,
+            bind_to=ServiceAccountRef(args.cluster_name, ns, SERVER_NAME),
         )
         k8s.core.v1.ServiceAccount(
             f"{base}-sa",

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.components.identity import ServiceAccountRef, pod_identity_role
 from infra.planning import iam
 from infra.planning import k8s as manifests
 from infra.planning import monitoring as plans
@@ -188,33 +189,18 @@ class Monitoring(pulumi.ComponentResource):
     def _cluster_monitoring(
         self, base: str, args: MonitoringArgs, cluster: ClusterMonitoringArgs
     ) -> None:
-        child = pulumi.ResourceOptions(parent=self)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
         namespace = k8s.core.v1.Namespace(
             f"{base}-ns-{MONITORING_NAMESPACE}",
             metadata={"name": MONITORING_NAMESPACE},
             opts=k8s_opts,
         )
-        grafana_role = aws.iam.Role(
-            f"{base}-grafana-role",
-            assume_role_policy=json.dumps(iam.pod_identity_trust_policy()),
-            tags=resource_tags(f"{base}-grafana-role", args.tags),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{base}-grafana-policy",
-            role=grafana_role.id,
+        pod_identity_role(
+            f"{base}-grafana",
+            parent=self,
+            tags=args.tags,
             policy=json.dumps(iam.cloudwatch_read_policy()),
-            opts=child,
-        )
-        aws.eks.PodIdentityAssociation(
-            f"{base}-grafana-identity",
-            cluster_name=cluster.cluster_name,
-            namespace=MONITORING_NAMESPACE,
-            service_account="grafana",
-            role_arn=grafana_role.arn,
-            tags=resource_tags(f"{base}-grafana-identity", args.tags),
-            opts=child,
+            bind_to=ServiceAccountRef(cluster.cluster_name, MONITORING_NAMESPACE, "grafana"),
         )
         release = k8s.helm.v3.Release(
             f"{base}-kube-prometheus-stack",

@@ -9,6 +9,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra import defaults
+from infra.components.identity import pod_identity_role
 from infra.planning import iam
 from infra.planning import k8s as manifests
 from infra.planning.tags import resource_tags
@@ -142,10 +144,12 @@ class ServingCluster(pulumi.ComponentResource):
             node_groups.append(self._node_group(base, group, args, cluster, node_role, attachments))
 
         addons = []
-        ebs_role = self._pod_role(
+        # The add-on binds this role to its own service account (see below).
+        ebs_role = pod_identity_role(
             f"{base}-ebs-csi",
-            args,
-            managed_policy="arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
+            parent=self,
+            tags=args.tags,
+            managed_policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
         )
         for addon_name, version in sorted(args.addon_versions.items()):
             # coredns and the EBS driver run as pods: they need nodes first.
@@ -250,30 +254,12 @@ class ServingCluster(pulumi.ComponentResource):
     ) -> aws.eks.NodeGroup:
         child = pulumi.ResourceOptions(parent=self)
         name = f"{base}-ng-{group.name}"
-        # IMDSv2 only with one hop: pods cannot reach the node's credentials (CKV_AWS_341).
-        template = aws.ec2.LaunchTemplate(
+        template = defaults.hardened_launch_template(
             f"{name}-lt",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda",
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        encrypted="true",
-                        kms_key_id=args.kms_key_arn,
-                        volume_size=group.disk_size_gib,
-                        volume_type="gp3",
-                        delete_on_termination="true",
-                    ),
-                )
-            ],
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(
-                    resource_type="instance", tags=resource_tags(name, args.tags)
-                )
-            ],
+            kms_key_arn=args.kms_key_arn,
+            volume_size_gib=group.disk_size_gib,
             tags=resource_tags(f"{name}-lt", args.tags),
+            instance_tags=resource_tags(name, args.tags),
             opts=child,
         )
         gpu = group.name == "gpu"
@@ -299,26 +285,3 @@ class ServingCluster(pulumi.ComponentResource):
             tags=resource_tags(name, args.tags),
             opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
         )
-
-    def _pod_role(
-        self,
-        name: str,
-        args: ServingClusterArgs,
-        *,
-        managed_policy: str | None = None,
-        policy: pulumi.Input[str] | None = None,
-    ) -> aws.iam.Role:
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=json.dumps(iam.pod_identity_trust_policy()),
-            tags=resource_tags(f"{name}-role", args.tags),
-            opts=child,
-        )
-        if managed_policy is not None:
-            aws.iam.RolePolicyAttachment(
-                f"{name}-policy", role=role.name, policy_arn=managed_policy, opts=child
-            )
-        if policy is not None:
-            aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=child)
-        return role

@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import defaults
+from infra.components.identity import ServiceAccountRef, pod_identity_role
 from infra.planning import iam
 from infra.planning import k8s as manifests
 from infra.planning.tags import resource_tags
@@ -68,35 +69,20 @@ class Tracking(pulumi.ComponentResource):
         self, name: str, args: TrackingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:tracking:Tracking", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
         base = f"{args.base_name}-tracking"
         ns = args.namespace
 
-        role = aws.iam.Role(
-            f"{base}-role",
-            assume_role_policy=json.dumps(iam.pod_identity_trust_policy()),
-            tags=resource_tags(f"{base}-role", args.tags),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{base}-policy",
-            role=role.id,
+        pod_identity_role(
+            base,
+            parent=self,
+            tags=args.tags,
             policy=pulumi.Output.all(args.models_bucket_arn, args.kms_key_arn).apply(
                 lambda a: json.dumps(
                     iam.bucket_access_policy(read_arns=[], write_arns=[a[0]], kms_key_arn=a[1])
                 )
             ),
-            opts=child,
-        )
-        aws.eks.PodIdentityAssociation(
-            f"{base}-identity",
-            cluster_name=args.cluster_name,
-            namespace=ns,
-            service_account=MLFLOW_NAME,
-            role_arn=role.arn,
-            tags=resource_tags(f"{base}-identity", args.tags),
-            opts=child,
+            bind_to=ServiceAccountRef(args.cluster_name, ns, MLFLOW_NAME),
         )
         k8s.core.v1.ServiceAccount(
             f"{base}-sa",

@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra import defaults
 from infra.planning import iam
 from infra.planning.pipeline import BATCH_JOBS, retry_strategy
 from infra.planning.tags import resource_tags
@@ -266,23 +267,10 @@ class TrainingCompute(pulumi.ComponentResource):
             opts=child,
         )
 
-        # IMDSv2 only, one hop: containers cannot borrow the instance's credentials.
-        launch_template = aws.ec2.LaunchTemplate(
+        launch_template = defaults.hardened_launch_template(
             f"{base}-lt",
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda",
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        encrypted="true",
-                        kms_key_id=args.kms_key_arn,
-                        volume_size=50,
-                        volume_type="gp3",
-                    ),
-                )
-            ],
+            kms_key_arn=args.kms_key_arn,
+            volume_size_gib=50,
             tags=tags(f"{base}-lt"),
             opts=child,
         )
