@@ -73,3 +73,19 @@ def test_every_resource_of_a_pr_stack_carries_its_expiry(tmp_path: Path) -> None
         assert tags[contract.TAG_EXPIRES_AT] == "2026-11-29T12:00:00Z", resource.urn
         assert tags[contract.TAG_ENVIRONMENT] == "ephemeral", resource.urn
         assert tags[contract.TAG_STACK] == "pr-42", resource.urn
+
+
+def test_template_comes_up_in_two_minutes_and_costs_under_fifty_cents_a_day(
+    template_plan: Plan,
+) -> None:
+    from mlops.review import cost, timing
+
+    path = timing.critical_path(template_plan)
+    assert path.seconds <= 120, path.human()
+    estimate = cost.estimate(template_plan)
+    assert not estimate.warnings
+    assert estimate.total_usd * 12 / 365 <= 0.50, estimate.total_usd
+    # The same tools on dev, for scale: a full stack takes many minutes and dollars.
+    dev = plan_for("dev")
+    assert timing.critical_path(dev).seconds > 10 * 60
+    assert cost.estimate(dev).total_usd > 100
