@@ -46,3 +46,15 @@ def test_env_prefix_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_buffer_smaller_than_a_batch_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"capture_buffer_records \(10\) must be at least"):
         ServeSettings(model_name="m", capture_batch_records=100, capture_buffer_records=10)
+
+
+def test_bad_settings_name_the_flag_the_value_and_the_rule(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from training_jobs.serve.main import main
+
+    assert main(["--model-name", "churn", "--port", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert "--port / MLOPS_SERVE_PORT = '99999'" in err
+    assert "less than or equal to 65535" in err
+    assert "Traceback" not in err

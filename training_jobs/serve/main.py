@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 import orjson
 import uvicorn
@@ -128,13 +129,21 @@ def run(
     return 0
 
 
+def _describe(error: Any) -> str:
+    """`--model-name / MLOPS_SERVE_MODEL_NAME = 'x': <what is wrong>`: flag, value, rule."""
+    field = ".".join(str(p) for p in error["loc"])
+    if not field:
+        return str(error["msg"])
+    where = f"--{field.replace('_', '-')} / MLOPS_SERVE_{field.upper()}"
+    given = "" if error["type"] == "missing" else f" = {error.get('input')!r}"
+    return f"{where}{given}: {error['msg']}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = ServeSettings(_cli_parse_args=list(sys.argv[1:] if argv is None else argv))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_describe(e) for e in exc.errors())
         print(f"serve: invalid settings: {problems}", file=sys.stderr)  # noqa: T201
         return 2
     configure_logging(settings.log_level)
