@@ -347,3 +347,18 @@ def test_buckets_come_from_the_stack_outputs_unless_given(
 def test_a_missing_bucket_names_the_setting() -> None:
     with pytest.raises(DriftInputError, match="--curated-bucket / MLOPS_DRIFT_CURATED_BUCKET"):
         job.resolve_buckets(job.DriftSettings())
+
+
+def test_reads_the_platform_settings_batch_job_definitions_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # infra's job definitions export MLOPS_<BUCKET>_BUCKET and MLOPS_TRACKING_URI to every job.
+    monkeypatch.setenv("MLOPS_CURATED_BUCKET", "curated-from-batch")
+    monkeypatch.setenv("MLOPS_CAPTURES_BUCKET", "captures-from-batch")
+    monkeypatch.setenv("MLOPS_TRACKING_URI", "http://mlflow.internal:5000")
+    monkeypatch.setenv("MLOPS_DRIFT_MODELS_BUCKET", "models-drift-specific")
+    settings = job.DriftSettings()
+    assert settings.curated_bucket == "curated-from-batch"
+    assert settings.captures_bucket == "captures-from-batch"
+    assert settings.tracking_uri == "http://mlflow.internal:5000"
+    assert settings.models_bucket == "models-drift-specific"

@@ -50,6 +50,13 @@ def flag(field: str) -> str:
     return f"--{field.replace('_', '-')} / {ENV_PREFIX}{field.upper()}"
 
 
+def _platform_alias(field: str) -> AliasChoices:
+    """Platform-wide settings are also read under the names every job shares
+    (`MLOPS_CURATED_BUCKET`, `MLOPS_TRACKING_URI`, ... as the Batch job definitions set
+    them), besides `MLOPS_DRIFT_<FIELD>` and the `--flag`."""
+    return AliasChoices(field, f"{ENV_PREFIX}{field.upper()}", f"MLOPS_{field.upper()}")
+
+
 class DriftSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -66,7 +73,9 @@ class DriftSettings(BaseSettings):
         description="dataset name, when the champion's run has no `dataset` tag",
     )
     tracking_uri: str | None = Field(
-        None, description="MLflow tracking URI (default: stack outputs, then MLFLOW_TRACKING_URI)"
+        None,
+        validation_alias=_platform_alias("tracking_uri"),
+        description="MLflow tracking URI (default: stack outputs, then MLFLOW_TRACKING_URI)",
     )
     window_start: datetime | None = Field(
         None, description="start of the window, ISO 8601 (UTC if no offset)"
@@ -92,10 +101,26 @@ class DriftSettings(BaseSettings):
         validation_alias=AliasChoices("stack_outputs", "MLOPS_STACK_OUTPUTS"),
         description="`pulumi stack output --json` file (also read from MLOPS_STACK_OUTPUTS)",
     )
-    curated_bucket: str | None = Field(None, description="training data (default: outputs)")
-    captures_bucket: str | None = Field(None, description="captured inferences (default: outputs)")
-    models_bucket: str | None = Field(None, description="where reports go (default: outputs)")
-    region: str | None = Field(None, description="AWS region (default: outputs, then AWS)")
+    curated_bucket: str | None = Field(
+        None,
+        validation_alias=_platform_alias("curated_bucket"),
+        description="training data (default: outputs)",
+    )
+    captures_bucket: str | None = Field(
+        None,
+        validation_alias=_platform_alias("captures_bucket"),
+        description="captured inferences (default: outputs)",
+    )
+    models_bucket: str | None = Field(
+        None,
+        validation_alias=_platform_alias("models_bucket"),
+        description="where reports go (default: outputs)",
+    )
+    region: str | None = Field(
+        None,
+        validation_alias=_platform_alias("region"),
+        description="AWS region (default: outputs, then AWS)",
+    )
     chunk_rows: int = Field(250_000, ge=1_000, description="rows read per chunk")
     download_workers: int = Field(8, ge=1, le=64, description="parallel capture downloads")
     work_dir: Path | None = Field(None, description="spool directory (default: a temporary one)")
