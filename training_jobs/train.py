@@ -189,8 +189,13 @@ def model_signature() -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
+    # A nullable feature is an optional column: the server then accepts null for it (an
+    # unanswered survey) instead of refusing the request.
     inputs = Schema(
-        [ColSpec("double" if c.kind == "numeric" else "string", c.name) for c in schema.FEATURES]
+        [
+            ColSpec("double" if c.kind == "numeric" else "string", c.name, required=not c.nullable)
+            for c in schema.FEATURES
+        ]
     )
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("long")]))
 

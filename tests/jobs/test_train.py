@@ -237,3 +237,13 @@ def test_tracking_uri_from_the_stack_outputs_and_env_is_left_as_found(
     assert code == 0, capsys.readouterr().err
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:9"
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["result"]["reused"] is False
+
+
+def test_signature_makes_nullable_features_optional_columns() -> None:
+    # The model server refuses null in a required column; an unanswered survey is not an error.
+    from training_jobs import schema
+    from training_jobs.train import model_signature
+
+    columns = {c["name"]: c.get("required", True) for c in model_signature().inputs.to_dict()}
+    assert columns == {c.name: not c.nullable for c in schema.FEATURES}
+    assert columns["satisfaction_score"] is False

@@ -125,4 +125,7 @@ def test_bad_settings_exit_2_with_the_setting_named(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "batch_max_rows: Input should be greater than 0" in done.stderr
+    assert (
+        "--batch-max-rows / MLOPS_SERVE_BATCH_MAX_ROWS = '0': Input should be greater than 0"
+        in (done.stderr)
+    )

@@ -23,7 +23,15 @@ import boto3
 
 from training_jobs import contract
 from training_jobs.local.processes import LOOPBACK, ManagedProcess, free_port, port_in_use
-from training_jobs.local.seed import SeedResult, seed, write_outputs
+from training_jobs.local.seed import (
+    MonitoringSeed,
+    SeedResult,
+    buckets_in,
+    seed,
+    seed_monitoring,
+    stack_outputs,
+    write_outputs,
+)
 
 # Dummy credentials: the emulator accepts any, and real ones must never reach it.
 EMULATOR_CREDENTIALS: Final = {
@@ -60,6 +68,7 @@ class LocalPlatform:
         self.outputs_path = self.work_dir / "stack-outputs.json"
         self.logs_dir = self.work_dir / "logs"
         self.seeded: SeedResult | None = None
+        self.monitoring: MonitoringSeed | None = None
         self._stack = ExitStack()
 
     def _port(self, port: int | None, flag: str) -> int:
@@ -105,8 +114,12 @@ class LocalPlatform:
         return env
 
     def s3_client(self) -> Any:
+        return self.client("s3")
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` of the emulator (s3, cloudwatch, sns, events, ...)."""
         return boto3.client(
-            "s3",
+            service,
             endpoint_url=self.s3_endpoint,
             region_name=self.config.region,
             aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -115,20 +128,36 @@ class LocalPlatform:
 
     def start(self) -> LocalPlatform:
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        # The plan is checked before anything starts; a bad plan starts nothing.
+        models_bucket = str(
+            stack_outputs(self.plan, buckets_in(self.plan))[
+                contract.OUTPUT_BUCKETS[contract.BUCKET_MODELS]
+            ]
+        )
         try:
-            self._start_moto()
+            # Both servers start at once: MLflow needs only the bucket's name, not the
+            # emulator, and each spends most of its start-up importing.
+            moto = self._start_moto()
+            mlflow = self._start_mlflow(models_bucket)
+            moto.wait_healthy(f"{self.s3_endpoint}/moto-api/", self.config.startup_timeout_s)
             self.seeded = seed(self.plan, self.s3_client(), self.config.region)
+            self.monitoring = seed_monitoring(
+                self.plan,
+                cloudwatch=self.client("cloudwatch"),
+                sns=self.client("sns"),
+                events=self.client("events"),
+            )
             outputs = dict(self.seeded.outputs)
             outputs[contract.OUTPUT_TRACKING_URI] = self.tracking_uri
             self.seeded = self.seeded.model_copy(update={"outputs": outputs})
             write_outputs(outputs, self.outputs_path)
-            self._start_mlflow(str(outputs[contract.OUTPUT_BUCKETS[contract.BUCKET_MODELS]]))
+            mlflow.wait_healthy(f"{self.tracking_uri}/health", self.config.startup_timeout_s)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start_moto(self) -> None:
+    def _start_moto(self) -> ManagedProcess:
         argv = [
             sys.executable,
             "-m",
@@ -144,10 +173,9 @@ class LocalPlatform:
             "moto_server", argv, env=self.env(), log_path=self.logs_dir / "moto.log"
         )
         self._stack.callback(moto.stop)
-        moto.start()
-        moto.wait_healthy(f"{self.s3_endpoint}/moto-api/", self.config.startup_timeout_s)
+        return moto.start()
 
-    def _start_mlflow(self, models_bucket: str) -> None:
+    def _start_mlflow(self, models_bucket: str) -> ManagedProcess:
         argv = [
             sys.executable,
             "-m",
@@ -175,8 +203,7 @@ class LocalPlatform:
             cwd=self.work_dir,
         )
         self._stack.callback(mlflow.stop)
-        mlflow.start()
-        mlflow.wait_healthy(f"{self.tracking_uri}/health", self.config.startup_timeout_s)
+        return mlflow.start()
 
     def stop(self) -> None:
         """Stop everything started, newest first (MLflow, then moto)."""
