@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import signal
 import sys
 import tempfile
@@ -290,6 +292,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parse_args(argv)
+    # The demo prints its own timeline: MLflow's run links and registry chatter are noise here.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     # SIGTERM (a closed terminal, `kill`, CI cancelling) unwinds like Ctrl-C, so the
     # context managers stop every server this process started.
     signal.signal(signal.SIGTERM, _interrupt)
