@@ -98,11 +98,14 @@ class ManagedProcess:
                     f"before becoming healthy; its log ({self.log_path}) ends with:\n"
                     f"{self.log_tail()}"
                 )
-            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-                # Not listening yet is the expected answer while the server starts.
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback http
-                    if response.status == 200:
-                        return
+            # Not listening yet is the expected answer while the server starts.
+            refused = (urllib.error.URLError, ConnectionError, TimeoutError)
+            with (
+                contextlib.suppress(*refused),
+                urllib.request.urlopen(url, timeout=2) as response,  # noqa: S310 - loopback http
+            ):
+                if response.status == 200:
+                    return
             time.sleep(0.2)
         raise ServerError(
             f"{self.name} did not answer {url} within {timeout_s:g}s; its log ({self.log_path}) "
