@@ -54,3 +54,23 @@ def pod_identity_role(
             opts=child,
         )
     return role
+
+
+def service_role(
+    prefix: str,
+    *,
+    service: str,
+    policy: pulumi.Input[str],
+    parent: pulumi.Resource,
+    tags: dict[str, str],
+) -> aws.iam.Role:
+    """`<prefix>-role` an AWS service assumes, with its one inline policy `<prefix>-policy`."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        f"{prefix}-role",
+        assume_role_policy=json.dumps(iam.assume_role_policy(service)),
+        tags=resource_tags(f"{prefix}-role", tags),
+        opts=child,
+    )
+    aws.iam.RolePolicy(f"{prefix}-policy", role=role.id, policy=policy, opts=child)
+    return role

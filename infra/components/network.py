@@ -11,6 +11,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.identity import service_role
 from infra.planning import iam
 from infra.planning.network import plan_subnets
 from infra.planning.tags import resource_tags
@@ -202,19 +203,12 @@ class Network(pulumi.ComponentResource):
                 tags=resource_tags(f"{base}-flow-logs", args.tags),
                 opts=child,
             )
-            role = aws.iam.Role(
-                f"{base}-flow-logs-role",
-                assume_role_policy=json.dumps(
-                    iam.assume_role_policy("vpc-flow-logs.amazonaws.com")
-                ),
-                tags=resource_tags(f"{base}-flow-logs-role", args.tags),
-                opts=child,
-            )
-            aws.iam.RolePolicy(
-                f"{base}-flow-logs-policy",
-                role=role.id,
+            role = service_role(
+                f"{base}-flow-logs",
+                service="vpc-flow-logs.amazonaws.com",
                 policy=log_group.arn.apply(lambda arn: json.dumps(iam.flow_logs_policy(arn))),
-                opts=child,
+                parent=self,
+                tags=args.tags,
             )
             aws.ec2.FlowLog(
                 f"{base}-flow-log",

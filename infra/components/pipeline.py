@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.identity import service_role
 from infra.planning import iam
 from infra.planning.pipeline import (
     PIPELINE_JOBS,
@@ -50,15 +51,9 @@ class Pipeline(pulumi.ComponentResource):
             return resource_tags(name, args.tags)
 
         definitions = [args.job_definition_arns[job] for job in PIPELINE_JOBS]
-        role = aws.iam.Role(
-            f"{base}-role",
-            assume_role_policy=json.dumps(iam.assume_role_policy("states.amazonaws.com")),
-            tags=tags(f"{base}-role"),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{base}-policy",
-            role=role.id,
+        role = service_role(
+            base,
+            service="states.amazonaws.com",
             policy=pulumi.Output.all(
                 args.account_id,
                 args.job_queue_arn,
@@ -79,7 +74,8 @@ class Pipeline(pulumi.ComponentResource):
                     )
                 )
             ),
-            opts=child,
+            parent=self,
+            tags=args.tags,
         )
         log_group = aws.cloudwatch.LogGroup(
             f"{base}-logs",
@@ -122,17 +118,12 @@ class Pipeline(pulumi.ComponentResource):
             opts=child,
         )
 
-        events_role = aws.iam.Role(
-            f"{base}-events-role",
-            assume_role_policy=json.dumps(iam.assume_role_policy("events.amazonaws.com")),
-            tags=tags(f"{base}-events-role"),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{base}-events-policy",
-            role=events_role.id,
+        events_role = service_role(
+            f"{base}-events",
+            service="events.amazonaws.com",
             policy=machine.arn.apply(lambda arn: json.dumps(iam.start_execution_policy(arn))),
-            opts=child,
+            parent=self,
+            tags=args.tags,
         )
 
         triggers: dict[str, aws.cloudwatch.EventRule] = {

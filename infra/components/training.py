@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import defaults
+from infra.components.identity import service_role
 from infra.planning import iam
 from infra.planning.pipeline import BATCH_JOBS, retry_strategy
 from infra.planning.tags import resource_tags
@@ -129,15 +130,9 @@ class TrainingCompute(pulumi.ComponentResource):
         )
         self.compute_environment_arns = pulumi.Output.from_input(environment_arns)
 
-        job_role = aws.iam.Role(
-            f"{base}-job-role",
-            assume_role_policy=json.dumps(iam.assume_role_policy("ecs-tasks.amazonaws.com")),
-            tags=tags(f"{base}-job-role"),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{base}-job-policy",
-            role=job_role.id,
+        job_role = service_role(
+            f"{base}-job",
+            service="ecs-tasks.amazonaws.com",
             policy=pulumi.Output.all(
                 args.kms_key_arn, log_group.arn, *args.bucket_arns.values()
             ).apply(
@@ -150,23 +145,19 @@ class TrainingCompute(pulumi.ComponentResource):
                     )
                 )
             ),
-            opts=child,
+            parent=self,
+            tags=args.tags,
         )
-        execution_role = aws.iam.Role(
-            f"{base}-execution-role",
-            assume_role_policy=json.dumps(iam.assume_role_policy("ecs-tasks.amazonaws.com")),
-            tags=tags(f"{base}-execution-role"),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{base}-execution-policy",
-            role=execution_role.id,
+        execution_role = service_role(
+            f"{base}-execution",
+            service="ecs-tasks.amazonaws.com",
             policy=pulumi.Output.all(args.jobs_repository_arn, log_group.arn).apply(
                 lambda a: json.dumps(
                     iam.execution_role_policy(repository_arns=[a[0]], log_group_arn=a[1])
                 )
             ),
-            opts=child,
+            parent=self,
+            tags=args.tags,
         )
 
         job_env: dict[str, pulumi.Input[str]] = {
