@@ -290,6 +290,20 @@ class ServingConfig(_Section):
     )
     model_name: str = Field("churn", description="Registered model the server loads.")
 
+    @field_validator("server_cpu")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        if not re.match(r"^(\d+m|\d+(\.\d+)?)$", value):
+            raise ValueError("expected a Kubernetes CPU quantity such as '500m' or '1'")
+        return value
+
+    @field_validator("server_memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not re.match(r"^\d+(Mi|Gi)$", value):
+            raise ValueError("expected a Kubernetes memory quantity such as '512Mi' or '2Gi'")
+        return value
+
     @field_validator("admin_principal_arns")
     @classmethod
     def _principals(cls, value: tuple[str, ...]) -> tuple[str, ...]:

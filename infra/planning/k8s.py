@@ -45,6 +45,12 @@ def namespace_metadata(name: str) -> Manifest:
     }
 
 
+def cpu_limit(request: str) -> str:
+    """Twice the CPU request, in millicores ("500m" → "1000m", "1" → "2000m")."""
+    millicores = int(request[:-1]) if request.endswith("m") else round(float(request) * 1000)
+    return f"{2 * millicores}m"
+
+
 def restricted_container_security() -> Manifest:
     return {
         "runAsNonRoot": True,
@@ -92,12 +98,15 @@ def model_server_deployment(
     container = {
         "name": "server",
         "image": image,
+        # Re-check registry credentials on every start (CIS 5.1.x); tags are immutable anyway.
+        "imagePullPolicy": "Always",
         "args": ["python", "-m", "training_jobs.serve"],
         "ports": [{"name": "http", "containerPort": SERVER_PORT}],
         "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
         "resources": {
             "requests": {"cpu": cpu, "memory": memory},
-            "limits": {"memory": memory},
+            # Headroom for bursts (a limit equal to the request would throttle the batcher).
+            "limits": {"cpu": cpu_limit(cpu), "memory": memory},
         },
         "readinessProbe": {
             "httpGet": {"path": "/health/ready", "port": "http"},
@@ -249,6 +258,8 @@ def mlflow_deployment(
     container = {
         "name": "mlflow",
         "image": image,
+        # Re-check registry credentials on every start (CIS 5.1.x); tags are immutable anyway.
+        "imagePullPolicy": "Always",
         "args": [
             "mlflow",
             "server",
@@ -266,7 +277,7 @@ def mlflow_deployment(
         "env": env,
         "resources": {
             "requests": {"cpu": "250m", "memory": "1Gi"},
-            "limits": {"memory": "1Gi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
         },
         "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10},
         "livenessProbe": {

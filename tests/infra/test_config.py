@@ -142,6 +142,8 @@ BAD_CONFIGS: list[tuple[dict[str, Any], str, str, str]] = [
     (_with(BASE, monitoring={"budget_monthly_usd": -5}), "dev", "monitoring.budget_monthly_usd", "greater than 0"),
     (_with(BASE, ephemeral={"expires_at": "2026-12-01T00:00:00Z"}), "dev", "ephemeral.expires_at", "only ephemeral"),
     (_with(BASE, network="not a mapping"), "dev", "network", "mapping"),
+    (_with(BASE, serving={"server_cpu": "lots"}), "dev", "serving.server_cpu", "CPU quantity"),
+    (_with(BASE, serving={"server_memory": "2GB"}), "dev", "serving.server_memory", "memory quantity"),
 ]  # fmt: skip
 
 

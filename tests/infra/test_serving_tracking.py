@@ -133,6 +133,8 @@ def test_model_server_deployment_is_hardened(dev_plan: Plan) -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
     assert container["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+    assert container["resources"]["limits"] == {"cpu": "2000m", "memory": "2Gi"}
+    assert container["imagePullPolicy"] == "Always"
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MLOPS_SERVE_CAPTURE_BUCKET"] == dev_plan.outputs["captures_bucket"]
     # In the cluster MLflow is reached by Service name; jobs use the load balancer address.
