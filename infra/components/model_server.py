@@ -113,6 +113,12 @@ class ModelServer(pulumi.ComponentResource):
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{base}-hpa", metadata=hpa["metadata"], spec=hpa["spec"], opts=k8s_opts
         )
+        policy = manifests.network_policy(
+            name=SERVER_NAME, namespace=ns, component="model-server", port="http"
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{base}-netpol", metadata=policy["metadata"], spec=policy["spec"], opts=k8s_opts
+        )
         pdb = manifests.pod_disruption_budget(
             name=SERVER_NAME, namespace=ns, component="model-server"
         )

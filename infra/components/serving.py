@@ -172,6 +172,12 @@ class ServingCluster(pulumi.ComponentResource):
                     resolve_conflicts_on_create="OVERWRITE",
                     resolve_conflicts_on_update="OVERWRITE",
                     pod_identity_associations=pod_identity,
+                    # The VPC CNI enforces the platform's NetworkPolicies only when asked to.
+                    configuration_values=(
+                        json.dumps({"enableNetworkPolicy": "true"})
+                        if addon_name == "vpc-cni"
+                        else None
+                    ),
                     tags=tags(f"{base}-addon-{addon_name}"),
                     opts=pulumi.ResourceOptions(
                         parent=self, depends_on=node_groups if needs_nodes else []

@@ -139,6 +139,12 @@ class Tracking(pulumi.ComponentResource):
         service = k8s.core.v1.Service(
             f"{base}-svc", metadata=svc["metadata"], spec=svc["spec"], opts=k8s_opts
         )
+        policy = manifests.network_policy(
+            name=MLFLOW_NAME, namespace=ns, component="tracking", port="http"
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{base}-netpol", metadata=policy["metadata"], spec=policy["spec"], opts=k8s_opts
+        )
         self.tracking_uri = service.status.apply(_load_balancer_url)
         self.cluster_tracking_uri = manifests.service_url(MLFLOW_NAME, ns, manifests.MLFLOW_PORT)
         self.register_outputs({"tracking_uri": self.tracking_uri})

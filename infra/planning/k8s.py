@@ -220,6 +220,20 @@ def horizontal_pod_autoscaler(
     }
 
 
+def network_policy(*, name: str, namespace: str, component: str, port: str) -> Manifest:
+    """Only the serving port is reachable; everything else into the pods is refused."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "podSelector": {"matchLabels": labels(name, component)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"protocol": "TCP", "port": port}]}],
+        },
+    }
+
+
 def pod_disruption_budget(*, name: str, namespace: str, component: str) -> Manifest:
     return {
         "apiVersion": "policy/v1",

@@ -60,6 +60,7 @@ SERVING_TYPES = frozenset(
         "kubernetes:core/v1:Service",
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
         "kubernetes:policy/v1:PodDisruptionBudget",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
     }
 )
 SERVING_COMPONENT_PREFIX = "mlops:serving:"

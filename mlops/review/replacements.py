@@ -234,6 +234,7 @@ REPLACE_ON: dict[str, ReplaceRule] = {
     "kubernetes:apps/v1:Deployment": _k8s("spec.selector"),
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": _k8s(),
     "kubernetes:policy/v1:PodDisruptionBudget": _k8s(),
+    "kubernetes:networking.k8s.io/v1:NetworkPolicy": _k8s(),
     "kubernetes:helm.sh/v3:Release": ReplaceRule(
         ("name", "namespace"), True, "a release name is unique within its namespace"
     ),

@@ -238,3 +238,17 @@ def test_schema_validation_catches_a_broken_object(dev_plan: Plan) -> None:
 def test_local_stack_has_no_kubernetes(local_plan: Plan) -> None:
     assert not kubernetes_objects(local_plan)
     assert not local_plan.of_type("aws:eks/cluster:Cluster")
+
+
+def test_workloads_admit_traffic_only_on_their_serving_port(dev_plan: Plan) -> None:
+    objects = _objects(dev_plan)
+    for name in ("model-server", "mlflow"):
+        policy = objects[("NetworkPolicy", name)]["spec"]
+        pod_labels = objects[("Deployment", name)]["spec"]["template"]["metadata"]["labels"]
+        assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items(), name
+        assert policy["policyTypes"] == ["Ingress"]
+        assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": "http"}]}], name
+    addons = {a.inputs["addonName"]: a for a in dev_plan.of_type("aws:eks/addon:Addon")}
+    assert json.loads(addons["vpc-cni"].inputs["configurationValues"]) == {
+        "enableNetworkPolicy": "true"
+    }
