@@ -25,6 +25,7 @@ from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from training_jobs import contract, schema
+from training_jobs.common import EXIT_ENVIRONMENT_ERROR, EXIT_USER_ERROR, NAME_PATTERN
 from training_jobs.drift import sources
 from training_jobs.drift.analysis import FeatureDrift, Thresholds, compare
 from training_jobs.drift.columns import ParquetColumns
@@ -36,13 +37,10 @@ log = logging.getLogger(__name__)
 
 PROG: Final = "python -m training_jobs.drift"
 ENV_PREFIX: Final = "MLOPS_DRIFT_"
-EXIT_USER_ERROR: Final = 2
-EXIT_ENVIRONMENT_ERROR: Final = 1
 DEFAULT_LAST_HOURS: Final = 24.0
 # CloudWatch accepts up to 1,000 data points per PutMetricData; 20 keeps requests small
 # and works with every emulator.
 _METRICS_PER_REQUEST: Final = 20
-_NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 
 
 def flag(field: str) -> str:
@@ -66,10 +64,10 @@ class DriftSettings(BaseSettings):
         frozen=True,
     )
 
-    model_name: str = Field("churn", pattern=_NAME_PATTERN, description="registered model")
+    model_name: str = Field("churn", pattern=NAME_PATTERN, description="registered model")
     dataset: str = Field(
         "churn",
-        pattern=_NAME_PATTERN,
+        pattern=NAME_PATTERN,
         description="dataset name, when the champion's run has no `dataset` tag",
     )
     tracking_uri: str | None = Field(
