@@ -2,7 +2,7 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-EXTRAS  ?= jobs,serve,dev
+EXTRAS  ?= jobs,tracking,serve,local,dev
 
 .PHONY: demo test lint typecheck unit plan clean help
 

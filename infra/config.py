@@ -165,16 +165,62 @@ class RegistryConfig(_Section):
     untagged_expiry_days: int = Field(
         7, ge=1, le=365, description="Days before untagged images expire."
     )
+    ephemeral_image_expiry_days: int = Field(
+        14,
+        ge=1,
+        le=365,
+        description="Days before images pushed by per-PR stacks (tags `pr-<n>-...`) expire; "
+        "`mlops sweep` removes them at teardown already.",
+    )
     force_delete: bool = Field(
         False, description="Let `pulumi destroy` delete repositories that still hold images."
     )
 
 
-class TrainingConfig(_Section):
-    image_tag: str = Field(
-        "0.1.0",
-        description="Tag of the jobs image the job definitions run (tags are immutable in ECR).",
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+ImageName = Literal["jobs", "tracking", "server"]
+
+
+class ImagesConfig(_Section):
+    build: bool = Field(
+        True,
+        description="Build the jobs, tracking and server images from this repository and push "
+        "them in `pulumi up` (docker-build provider: needs a Docker engine with BuildKit, or a "
+        "remote builder, where `pulumi up` runs). false: your pipeline pushes them and "
+        "`digests` says which to run.",
     )
+    digests: dict[ImageName, str] = Field(
+        default_factory=dict,
+        description="When build is false: the sha256 digest of each image your pipeline pushed "
+        "to the stack's repositories (ephemeral stacks: the base stack's), e.g. "
+        "{jobs: 'sha256:...'}; every workload runs `<repository>@<digest>`.",
+    )
+    registry: str | None = Field(
+        None,
+        description="Push to this registry (host[:port], e.g. a local k3d registry) instead of "
+        "the stack's ECR repositories; images are named `<registry>/mlops-<image>`.",
+    )
+
+    @field_validator("digests")
+    @classmethod
+    def _digests(cls, value: dict[str, str]) -> dict[str, str]:
+        for image, digest in value.items():
+            if not _DIGEST_RE.match(digest):
+                raise ValueError(
+                    f"{image}: {digest!r} is not an image digest; expected 'sha256:' and 64 "
+                    "lowercase hex characters (a tag cannot pin what runs)"
+                )
+        return value
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z0-9.-]+(:\d+)?$", value):
+            raise ValueError("expected a registry host[:port] such as 'localhost:5001'")
+        return value
+
+
+class TrainingConfig(_Section):
     model_name: str = Field("churn", description="Registered model name the pipeline trains.")
     instance_types: tuple[InstanceType, ...] = Field(
         ("m6i.large", "m6i.xlarge", "m5.large", "m5.xlarge"),
@@ -282,7 +328,6 @@ class ServingConfig(_Section):
         description="Pinned EKS add-on versions; every one of vpc-cni, coredns, kube-proxy, "
         "eks-pod-identity-agent and aws-ebs-csi-driver must be listed.",
     )
-    server_image_tag: str = Field("0.1.0", description="Tag of the model server image.")
     server_cpu: str = Field("1", description="CPU request (and limit) per server pod.")
     server_memory: str = Field("2Gi", description="Memory request and limit per server pod.")
     drain_seconds: int = Field(
@@ -448,6 +493,7 @@ class PlatformConfig(_Section):
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
@@ -471,6 +517,16 @@ class PlatformConfig(_Section):
         return self.environment == "ephemeral"
 
     @property
+    def images_run(self) -> tuple[str, ...]:
+        """The images this stack's workloads run: the jobs always; the model server where
+        the stack serves; the tracking server where it runs its own MLflow."""
+        if self.is_ephemeral:
+            return (contract.IMAGE_JOBS, contract.IMAGE_SERVER)
+        if self.serving.enabled:
+            return contract.REPOSITORY_ROLES
+        return (contract.IMAGE_JOBS,)
+
+    @property
     def buckets_force_destroy(self) -> bool:
         # Ephemeral stacks must leave nothing behind; force_destroy only works when it was
         # recorded at creation, so it is on from the first `up`.
@@ -487,6 +543,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "network": NetworkConfig,
     "storage": StorageConfig,
     "registry": RegistryConfig,
+    "images": ImagesConfig,
     "training": TrainingConfig,
     "serving": ServingConfig,
     "monitoring": MonitoringConfig,
@@ -563,10 +620,32 @@ def _decode(value: Any) -> Any:
     return value
 
 
+# Settings that existed once: a stack file still naming one gets what to do instead.
+REMOVED_SETTINGS: dict[tuple[str, str], str] = {
+    ("training", "image_tag"): "removed: `pulumi up` builds the jobs image and every job "
+    "definition runs it by digest; to run images built elsewhere set images.build: false and "
+    "images.digests",
+    ("serving", "server_image_tag"): "removed: `pulumi up` builds the server image and the "
+    "Deployment runs it by digest; to run images built elsewhere set images.build: false and "
+    "images.digests",
+}
+
+
+def _removed_settings(data: dict[str, Any]) -> list[Issue]:
+    issues = []
+    for (section, key), message in REMOVED_SETTINGS.items():
+        values = data.get(section)
+        if isinstance(values, dict) and key in values:
+            values = dict(values)
+            issues.append(Issue(f"{section}.{key}", values.pop(key), message))
+            data[section] = values
+    return issues
+
+
 def parse(raw: Mapping[str, Any], *, stack: str, region: str) -> PlatformConfig:
     """Validate `raw` (keys without the `mlops:` prefix) or raise `ConfigError` listing all."""
     data = {key: _decode(value) for key, value in raw.items()}
-    issues: list[Issue] = []
+    issues: list[Issue] = _removed_settings(data)
     known = set(_SCALAR_KEYS) | set(SECTIONS)
     for key in sorted(set(data) - known):
         allowed = ", ".join(sorted(known))
@@ -799,6 +878,35 @@ def _rule_ephemeral(c: PlatformConfig) -> Iterable[Issue]:
         )
 
 
+def _rule_images(c: PlatformConfig) -> Iterable[Issue]:
+    images = c.images
+    if images.build and images.digests:
+        yield Issue(
+            "images.digests",
+            dict(images.digests),
+            "digests are used only with images.build: false (pulumi up builds the images "
+            "otherwise); remove them or set build: false",
+        )
+        return
+    if images.build:
+        return
+    missing = [name for name in c.images_run if name not in images.digests]
+    if missing:
+        yield Issue(
+            "images.digests",
+            dict(images.digests),
+            f"images.build is false, so this stack needs the digest of every image it runs; "
+            f"missing {', '.join(missing)} (it runs {', '.join(c.images_run)})",
+        )
+    unused = sorted(set(images.digests) - set(c.images_run))
+    if unused:
+        yield Issue(
+            "images.digests",
+            dict(images.digests),
+            f"this stack runs no {', '.join(unused)} image (it runs {', '.join(c.images_run)})",
+        )
+
+
 CROSS_FIELD_RULES: tuple[Rule, ...] = (
     _rule_protected_environments,
     _rule_prod_availability,
@@ -808,6 +916,7 @@ CROSS_FIELD_RULES: tuple[Rule, ...] = (
     _rule_names_fit,
     _rule_node_groups,
     _rule_ephemeral,
+    _rule_images,
 )
 
 

@@ -9,6 +9,7 @@ namespace with the model server on the shared cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from infra.components.alerts import Alerts, AlertsArgs
 from infra.components.datalake import DataLake, DataLakeArgs
+from infra.components.images import ImageBuild, Images, ImagesArgs
 from infra.components.model_server import SERVER_NAME, ModelServer, ModelServerArgs
 from infra.components.monitoring import ClusterMonitoringArgs, Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
@@ -29,8 +31,10 @@ from infra.components.tracking import MLFLOW_NAME, Tracking, TrackingArgs
 from infra.components.training import TrainingCompute, TrainingComputeArgs
 from infra.config import PlatformConfig
 from infra.planning import k8s as manifests
+from infra.planning.images import IMAGES, build_digest, image_labels
 from infra.planning.pipeline import drift_alarm_name
 from infra.planning.tags import platform_tags
+from infra.sources import REPOSITORY_ROOT, image_source, program_relative
 from training_jobs import contract
 
 SERVING_NAMESPACE = "mlops-serving"
@@ -40,8 +44,8 @@ TRACKING_NAMESPACE = "mlflow"
 FOUNDATION_OUTPUTS = (
     "vpc_id",
     "private_subnet_ids",
-    "jobs_repository_url",
-    "server_repository_url",
+    contract.OUTPUT_REPOSITORIES[contract.IMAGE_JOBS],
+    contract.OUTPUT_REPOSITORIES[contract.IMAGE_SERVER],
     "compute_environment_arns",
     "cluster_name",
     "cluster_endpoint",
@@ -56,8 +60,9 @@ class Foundation:
 
     vpc_id: pulumi.Input[str]
     private_subnet_ids: pulumi.Input[list[str]]
-    jobs_repository_url: pulumi.Input[str]
-    server_repository_url: pulumi.Input[str]
+    # Image repositories by image: the stack's own, or its base stack's (ephemeral stacks
+    # push their own builds there, under tags of their own).
+    repository_urls: dict[str, pulumi.Input[str]]
     compute_environment_arns: pulumi.Input[list[str]] | None
     cluster_name: pulumi.Input[str] | None
     provider: k8s.Provider | None
@@ -70,6 +75,7 @@ class Platform:
     datalake: DataLake
     alerts: Alerts
     foundation: Foundation
+    images: Images
     training: TrainingCompute
     pipeline: Pipeline
     monitoring: Monitoring
@@ -90,9 +96,11 @@ class Platform:
             "job_queue_arn": self.training.job_queue_arn,
             "state_machine_arn": self.pipeline.state_machine_arn,
             "drift_alarm_name": self.monitoring.drift_alarm_name,
-            contract.OUTPUT_REPOSITORIES[contract.REPOSITORY_JOBS]: f.jobs_repository_url,
-            contract.OUTPUT_REPOSITORIES[contract.REPOSITORY_SERVER]: f.server_repository_url,
         }
+        for image, url in f.repository_urls.items():
+            out[contract.OUTPUT_REPOSITORIES[image]] = url
+        for image, ref in self.images.refs.items():
+            out[contract.OUTPUT_IMAGES[image]] = ref
         for role, output_name in contract.OUTPUT_BUCKETS.items():
             out[output_name] = self.datalake.bucket_names[role]
         if f.tracking_uri is not None:
@@ -174,6 +182,15 @@ def build(config: PlatformConfig) -> Platform:
     else:
         foundation = _own_foundation(config, tags, datalake, parts)
 
+    images = _images(config, foundation, account_id)
+    serving_cluster: ServingCluster | None = parts.get("serving")
+    network: Network | None = parts.get("network")
+    if serving_cluster is not None and network is not None:
+        tracking = _tracking(
+            config, tags, network, datalake, serving_cluster, images.refs[contract.IMAGE_TRACKING]
+        )
+        parts["tracking"] = tracking
+        foundation = dataclasses.replace(foundation, tracking_uri=tracking.tracking_uri)
     t = config.training
     training = TrainingCompute(
         f"{base}-training",
@@ -185,12 +202,15 @@ def build(config: PlatformConfig) -> Platform:
             kms_key_arn=datalake.kms_key_arn,
             bucket_names=datalake.bucket_names,
             bucket_arns=datalake.bucket_arns,
-            jobs_repository_url=foundation.jobs_repository_url,
-            jobs_repository_arn=pulumi.Output.from_input(foundation.jobs_repository_url).apply(
-                repository_arn
+            image=images.refs[contract.IMAGE_JOBS],
+            jobs_repository_arn=(
+                None
+                if config.images.registry
+                else pulumi.Output.from_input(
+                    foundation.repository_urls[contract.REPOSITORY_JOBS]
+                ).apply(repository_arn)
             ),
             region=config.region,
-            image_tag=t.image_tag,
             instance_types=t.instance_types,
             max_vcpus=t.max_vcpus,
             spot=t.spot,
@@ -235,7 +255,9 @@ def build(config: PlatformConfig) -> Platform:
 
     model_server = None
     if foundation.provider is not None and foundation.cluster_name is not None:
-        model_server = _model_server(config, tags, foundation, datalake)
+        model_server = _model_server(
+            config, tags, foundation, datalake, images.refs[contract.IMAGE_SERVER]
+        )
 
     serving: ServingCluster | None = parts.get("serving")
     m = config.monitoring
@@ -278,11 +300,54 @@ def build(config: PlatformConfig) -> Platform:
         datalake=datalake,
         alerts=alerts,
         foundation=foundation,
+        images=images,
         training=training,
         pipeline=pipeline,
         monitoring=monitoring,
         model_server=model_server,
         **parts,
+    )
+
+
+def _images(
+    config: PlatformConfig, foundation: Foundation, account_id: pulumi.Output[str]
+) -> Images:
+    """Build (or take by digest) every image the stack's workloads run."""
+    wanted = config.images_run
+    if not config.images.build:
+        digests: dict[str, str] = {str(k): v for k, v in config.images.digests.items()}
+        given: dict[str, pulumi.Input[str]] = {
+            image: pulumi.Output.concat(foundation.repository_urls[image], "@", digests[image])
+            for image in wanted
+        }
+        return Images(
+            f"{config.base_name}-images",
+            ImagesArgs(base_name=config.base_name, builds=(), registry_id=None, given=given),
+        )
+    builds = []
+    for image in wanted:
+        spec = IMAGES[image]
+        source = image_source(spec)
+        builds.append(
+            ImageBuild(
+                kind=image,
+                repository_url=foundation.repository_urls[image],
+                tag=contract.image_tag(
+                    config.stack, build_digest(source.context_digest, build_args={})
+                ),
+                context=program_relative(REPOSITORY_ROOT),
+                containerfile=program_relative(REPOSITORY_ROOT / spec.containerfile),
+                labels=image_labels(spec, context=source.context_digest, revision=source.revision),
+            )
+        )
+    return Images(
+        f"{config.base_name}-images",
+        ImagesArgs(
+            base_name=config.base_name,
+            builds=tuple(builds),
+            registry_id=None if config.images.registry else account_id,
+            given={},
+        ),
     )
 
 
@@ -298,18 +363,27 @@ def _own_foundation(
 ) -> Foundation:
     base = config.base_name
     protect = config.environment == "prod"
-    registry = Registry(
-        f"{base}-registry",
-        RegistryArgs(
-            base_name=base,
-            tags=tags,
-            kms_key_arn=datalake.kms_key_arn,
-            keep_last_images=config.registry.keep_last_images,
-            untagged_expiry_days=config.registry.untagged_expiry_days,
-            force_delete=config.registry_force_delete,
-            protect=protect,
-        ),
-    )
+    registry = None
+    if config.images.registry:
+        # Images go to the stack's own registry (e.g. a local k3d one): no ECR repositories.
+        repository_urls: dict[str, pulumi.Input[str]] = {
+            image: f"{config.images.registry}/mlops-{image}" for image in contract.REPOSITORY_ROLES
+        }
+    else:
+        registry = Registry(
+            f"{base}-registry",
+            RegistryArgs(
+                base_name=base,
+                tags=tags,
+                kms_key_arn=datalake.kms_key_arn,
+                keep_last_images=config.registry.keep_last_images,
+                untagged_expiry_days=config.registry.untagged_expiry_days,
+                ephemeral_image_expiry_days=config.registry.ephemeral_image_expiry_days,
+                force_delete=config.registry_force_delete,
+                protect=protect,
+            ),
+        )
+        repository_urls = dict(registry.repository_urls)
     net = config.network
     network = Network(
         f"{base}-network",
@@ -330,20 +404,19 @@ def _own_foundation(
         ),
     )
     parts.update(registry=registry, network=network)
-    serving = tracking = None
+    serving = None
     if config.serving.enabled:
         serving = _serving_cluster(config, tags, network, datalake)
-        tracking = _tracking(config, tags, network, datalake, registry, serving)
-        parts.update(serving=serving, tracking=tracking)
+        parts.update(serving=serving)
     return Foundation(
         vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids,
-        jobs_repository_url=registry.repository_urls[contract.REPOSITORY_JOBS],
-        server_repository_url=registry.repository_urls[contract.REPOSITORY_SERVER],
+        repository_urls=repository_urls,
         compute_environment_arns=None,
         cluster_name=serving.cluster_name if serving else None,
         provider=serving.provider if serving else None,
-        tracking_uri=tracking.tracking_uri if tracking else None,
+        # Set once the tracking server exists (it runs an image built after the registry).
+        tracking_uri=None,
     )
 
 
@@ -376,8 +449,10 @@ def _referenced_foundation(config: PlatformConfig) -> Foundation:
     return Foundation(
         vpc_id=need("vpc_id"),
         private_subnet_ids=need("private_subnet_ids"),
-        jobs_repository_url=need("jobs_repository_url"),
-        server_repository_url=need("server_repository_url"),
+        repository_urls={
+            image: need(contract.OUTPUT_REPOSITORIES[image])
+            for image in (contract.IMAGE_JOBS, contract.IMAGE_SERVER)
+        },
         compute_environment_arns=need("compute_environment_arns"),
         cluster_name=need("cluster_name"),
         provider=provider,
@@ -421,7 +496,11 @@ def _serving_cluster(
 
 
 def _model_server(
-    config: PlatformConfig, tags: dict[str, str], foundation: Foundation, datalake: DataLake
+    config: PlatformConfig,
+    tags: dict[str, str],
+    foundation: Foundation,
+    datalake: DataLake,
+    image: pulumi.Input[str],
 ) -> ModelServer:
     s = config.serving
     assert foundation.provider is not None and foundation.cluster_name is not None
@@ -438,9 +517,7 @@ def _model_server(
             provider=foundation.provider,
             cluster_name=foundation.cluster_name,
             namespace=namespace,
-            image=pulumi.Output.from_input(foundation.server_repository_url).apply(
-                lambda url: f"{url}:{s.server_image_tag}"
-            ),
+            image=image,
             env={
                 "MLOPS_SERVE_MODEL_NAME": s.model_name,
                 "MLOPS_SERVE_TRACKING_URI": tracking_uri,
@@ -464,8 +541,8 @@ def _tracking(
     tags: dict[str, str],
     network: Network,
     datalake: DataLake,
-    registry: Registry,
     serving: ServingCluster,
+    image: pulumi.Input[str],
 ) -> Tracking:
     t = config.tracking
     return Tracking(
@@ -480,9 +557,7 @@ def _tracking(
             cluster_security_group_id=serving.cluster_security_group_id,
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
-            image=registry.repository_urls[contract.REPOSITORY_JOBS].apply(
-                lambda url: f"{url}:{config.training.image_tag}"
-            ),
+            image=image,
             models_bucket_name=datalake.bucket_names[contract.BUCKET_MODELS],
             models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
             kms_key_arn=datalake.kms_key_arn,

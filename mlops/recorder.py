@@ -9,11 +9,14 @@ by hashing, so every run yields the same bytes.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import runpy
 import sys
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -160,6 +163,16 @@ class _Mocks(pulumi.runtime.Mocks):
         ):
             hostname = f"internal-{digest[:20]}.elb.{region}.amazonaws.com"
             state["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}}
+        elif typ == "docker-build:index:Image":
+            # What a registry would answer: a digest of what was built. The inputs carry the
+            # build context's digest (a label), so a changed source file changes it, and the
+            # same sources give the same bytes on every run.
+            built = {k: v for k, v in inputs.items() if k != "registries"}
+            image_digest = f"sha256:{_digest(json.dumps(built, sort_keys=True, default=str))}"
+            tags = inputs.get("tags") or []
+            state["digest"] = image_digest
+            state["ref"] = f"{tags[0]}@{image_digest}" if tags else ""
+            state["contextHash"] = _digest(json.dumps(inputs.get("labels"), sort_keys=True))
         elif typ == "random:index/randomPassword:RandomPassword":
             # Never a real secret: the plan only needs a value to flow into dependents.
             state["result"] = f"offline-plan-{digest[:16]}"
@@ -176,6 +189,17 @@ class _Mocks(pulumi.runtime.Mocks):
             return {"names": names, "zoneIds": ids, "id": self.region}
         if token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            registry = f"{args.args.get('registryId') or ACCOUNT_ID}.dkr.ecr.{self.region}"
+            return {
+                "userName": "AWS",
+                # Never a real token; the program marks it secret, the plan shows [secret].
+                "password": "offline-plan-registry-token",
+                "authorizationToken": "offline-plan",
+                "proxyEndpoint": f"https://{registry}.amazonaws.com",
+                "expiresAt": "2099-01-01T00:00:00Z",
+                "id": registry,
+            }
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         raise NotImplementedError(f"the offline plan has no answer for invoke {token!r}")
@@ -270,12 +294,17 @@ def record(project: Project, stack: str, config: StackConfig) -> Plan:
         runpy.run_path(str(main), run_name="__main__")
 
     sys.path.insert(0, str(project.root))
+    # The engine runs a program (and its providers) in the `main:` directory when that is a
+    # directory; relative paths the program hands providers are relative to it.
+    previous_cwd = Path.cwd()
+    os.chdir(project.main if project.main.is_dir() else project.root)
     try:
         _sync_await(run_pulumi_func(program))
         outputs = _resolve_outputs(getattr(root, "outputs", {}))
     except pulumi.RunError as exc:
         raise ProgramError(str(exc)) from None
     finally:
+        os.chdir(previous_cwd)
         sys.path.remove(str(project.root))
 
     stack_urn = f"urn:pulumi:{stack}::{project.name}::pulumi:pulumi:Stack::{project.name}-{stack}"
@@ -298,8 +327,6 @@ def record(project: Project, stack: str, config: StackConfig) -> Plan:
 
 def _referenced_outputs(project: Project, config: StackConfig) -> dict[str, dict[str, Any]]:
     """An ephemeral stack reads its base stack's outputs: plan that stack first."""
-    import json
-
     from mlops.stackfiles import read_stack_config
 
     raw = config.values.get("mlops:ephemeral")

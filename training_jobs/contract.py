@@ -15,10 +15,34 @@ BUCKET_MODELS: Final = "models"
 BUCKET_CAPTURES: Final = "captures"
 DATA_BUCKET_ROLES: Final = (BUCKET_RAW, BUCKET_CURATED, BUCKET_MODELS, BUCKET_CAPTURES)
 
-# Container image repositories.
-REPOSITORY_JOBS: Final = "jobs"
-REPOSITORY_SERVER: Final = "server"
-REPOSITORY_ROLES: Final = (REPOSITORY_JOBS, REPOSITORY_SERVER)
+# Workload images, one ECR repository each: what the Batch jobs, MLflow and the model
+# server run.
+IMAGE_JOBS: Final = "jobs"
+IMAGE_TRACKING: Final = "tracking"
+IMAGE_SERVER: Final = "server"
+REPOSITORY_JOBS: Final = IMAGE_JOBS
+REPOSITORY_TRACKING: Final = IMAGE_TRACKING
+REPOSITORY_SERVER: Final = IMAGE_SERVER
+REPOSITORY_ROLES: Final = (REPOSITORY_JOBS, REPOSITORY_TRACKING, REPOSITORY_SERVER)
+# The label carrying an image's context digest (a hash of exactly the files it is built
+# from): set by every build, read back by the local platform to find the image a plan means.
+IMAGE_LABEL_CONTEXT_DIGEST: Final = "dev.mlops-platform.context-digest"
+
+
+# Per-pull-request stacks are named `pr-<number>`; their image tags start the same way.
+EPHEMERAL_STACK_PREFIX: Final = "pr-"
+
+
+def image_tag(stack: str, build_digest: str) -> str:
+    """The tag a stack pushes an image under: unique to the stack and to what was built,
+    so immutable tags never collide and a stack's images are found by the prefix."""
+    return f"{image_tag_prefix(stack)}{build_digest[:16]}"
+
+
+def image_tag_prefix(stack: str) -> str:
+    """Every tag a stack pushes starts with this (`pr-12-`; `pr-1-` never matches it)."""
+    return f"{stack}-"
+
 
 # Tag keys every platform resource carries.
 TAG_STACK: Final = "mlops:stack"
@@ -30,6 +54,8 @@ TAG_COMPONENT: Final = "mlops:component"
 # Stack outputs the jobs read (`pulumi stack output --json`), snake_case throughout.
 OUTPUT_BUCKETS: Final = {role: f"{role}_bucket" for role in DATA_BUCKET_ROLES}
 OUTPUT_REPOSITORIES: Final = {role: f"{role}_repository_url" for role in REPOSITORY_ROLES}
+# The digest reference (`<repository>@sha256:...`) each workload runs.
+OUTPUT_IMAGES: Final = {image: f"{image}_image" for image in REPOSITORY_ROLES}
 OUTPUT_KMS_KEY_ARN: Final = "kms_key_arn"
 OUTPUT_REGION: Final = "region"
 OUTPUT_TRACKING_URI: Final = "tracking_uri"

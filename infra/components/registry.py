@@ -21,12 +21,20 @@ class RegistryArgs:
     repository_roles: tuple[str, ...] = contract.REPOSITORY_ROLES
     keep_last_images: int = 30
     untagged_expiry_days: int = 7
+    ephemeral_image_expiry_days: int = 14
     force_delete: bool = False
     protect: bool = False
 
 
-def lifecycle_policy(*, keep_last_images: int, untagged_expiry_days: int) -> dict[str, object]:
-    """Expire untagged images after N days, then keep only the newest tagged images."""
+def lifecycle_policy(
+    *, keep_last_images: int, untagged_expiry_days: int, ephemeral_image_expiry_days: int
+) -> dict[str, object]:
+    """Expire untagged images, then the per-PR stacks' images, then keep only the newest.
+
+    An image is matched by at most one rule, in priority order, so the PR images (tags
+    `pr-<n>-...`, pushed by ephemeral stacks into their base stack's repositories) never
+    count against the images a long-lived stack keeps.
+    """
     return {
         "rules": [
             {
@@ -42,6 +50,19 @@ def lifecycle_policy(*, keep_last_images: int, untagged_expiry_days: int) -> dic
             },
             {
                 "rulePriority": 2,
+                "description": "expire per-PR stack images after "
+                f"{ephemeral_image_expiry_days} days",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPrefixList": [contract.EPHEMERAL_STACK_PREFIX],
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": ephemeral_image_expiry_days,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 3,
                 "description": f"keep the last {keep_last_images} images",
                 "selection": {
                     "tagStatus": "any",
@@ -66,6 +87,7 @@ class Registry(pulumi.ComponentResource):
             lifecycle_policy(
                 keep_last_images=args.keep_last_images,
                 untagged_expiry_days=args.untagged_expiry_days,
+                ephemeral_image_expiry_days=args.ephemeral_image_expiry_days,
             )
         )
         urls: dict[str, pulumi.Output[str]] = {}

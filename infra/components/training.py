@@ -27,10 +27,11 @@ class TrainingComputeArgs:
     kms_key_arn: pulumi.Input[str]
     bucket_names: dict[str, pulumi.Output[str]]
     bucket_arns: dict[str, pulumi.Output[str]]
-    jobs_repository_url: pulumi.Input[str]
-    jobs_repository_arn: pulumi.Input[str]
+    # The jobs image every definition runs, by digest (`<repository>@sha256:...`).
+    image: pulumi.Input[str]
+    # The ECR repository the execution role may pull from (None: a registry without IAM).
+    jobs_repository_arn: pulumi.Input[str] | None
     region: str
-    image_tag: str
     instance_types: tuple[str, ...]
     max_vcpus: int
     spot: bool
@@ -59,7 +60,7 @@ def _container_properties(
         environment.append({"name": "AWS_REGION", "value": args.region})
         return json.dumps(
             {
-                "image": f"{a['image']}:{args.image_tag}",
+                "image": a["image"],
                 "command": ["python", "-m", f"training_jobs.{job}"],
                 "jobRoleArn": a["job_role"],
                 "executionRoleArn": a["execution_role"],
@@ -148,12 +149,13 @@ class TrainingCompute(pulumi.ComponentResource):
             parent=self,
             tags=args.tags,
         )
+        repository_arns = [args.jobs_repository_arn] if args.jobs_repository_arn else []
         execution_role = service_role(
             f"{base}-execution",
             service="ecs-tasks.amazonaws.com",
-            policy=pulumi.Output.all(args.jobs_repository_arn, log_group.arn).apply(
+            policy=pulumi.Output.all(log_group.arn, *repository_arns).apply(
                 lambda a: json.dumps(
-                    iam.execution_role_policy(repository_arns=[a[0]], log_group_arn=a[1])
+                    iam.execution_role_policy(repository_arns=list(a[1:]), log_group_arn=a[0])
                 )
             ),
             parent=self,
@@ -172,7 +174,7 @@ class TrainingCompute(pulumi.ComponentResource):
         for job in BATCH_JOBS:
             definition_name = f"{base}-{job}"
             container = pulumi.Output.all(
-                image=args.jobs_repository_url,
+                image=args.image,
                 job_role=job_role.arn,
                 execution_role=execution_role.arn,
                 log_group=log_group.name,

@@ -181,10 +181,11 @@ def job_role_policy(
 
 
 def execution_role_policy(*, repository_arns: list[str], log_group_arn: str) -> PolicyDocument:
-    """What the container agent needs to start a job: pull the image, write its logs."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
+    """What the container agent needs to start a job: pull the image (from ECR, when the
+    image is there), write its logs."""
+    statements: list[dict[str, Any]] = []
+    if repository_arns:
+        statements += [
             {
                 "Sid": "EcrLogin",
                 "Effect": "Allow",
@@ -202,14 +203,16 @@ def execution_role_policy(*, repository_arns: list[str], log_group_arn: str) -> 
                 ],
                 "Resource": sorted(repository_arns),
             },
-            {
-                "Sid": "WriteJobLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [f"{log_group_arn}:*"],
-            },
-        ],
-    }
+        ]
+    statements.append(
+        {
+            "Sid": "WriteJobLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [f"{log_group_arn}:*"],
+        }
+    )
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def pipeline_role_policy(

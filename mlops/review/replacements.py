@@ -254,6 +254,10 @@ REPLACE_ON: dict[str, ReplaceRule] = {
     "kubernetes:monitoring.coreos.com/v1:ServiceMonitor": _k8s(),
     "kubernetes:monitoring.coreos.com/v1:PrometheusRule": _k8s(),
     # --- random -------------------------------------------------------------------------
+    # --- images -----------------------------------------------------------------------
+    # The provider rebuilds and pushes in place on any change (an update): what rolls is
+    # every workload whose image reference takes the new digest (see `mlops diff`).
+    "docker-build:index:Image": ReplaceRule((), note="a change rebuilds and pushes in place"),
     "random:index/randomPassword:RandomPassword": ReplaceRule(
         (
             "length",

@@ -112,7 +112,7 @@ def test_prod_protects_and_retains_data(prod_plan: Plan) -> None:
         + prod_plan.of_type("aws:kms/key:Key")
         + prod_plan.of_type("aws:ecr/repository:Repository")
     )
-    assert len(stateful) == 8
+    assert len(stateful) == 9  # 5 buckets, the key, 3 image repositories
     for resource in stateful:
         assert resource.protect, f"{resource.urn} is not protected"
         assert resource.retain_on_delete, f"{resource.urn} is not retained on delete"
@@ -151,13 +151,18 @@ def test_ecr_repositories_scan_are_immutable_encrypted_and_expire(any_plan: Plan
             {"encryptionType": "KMS", "kmsKey": key_arn}
         ], repo.urn
         rules = json.loads(policies[repo.inputs["name"]].inputs["policy"])["rules"]
-        assert [r["selection"]["tagStatus"] for r in rules] == ["untagged", "any"], repo.urn
+        assert [r["selection"]["tagStatus"] for r in rules] == ["untagged", "tagged", "any"]
+        # The per-PR stacks' images (pushed into this repository) expire on their own rule,
+        # before the keep-last count, so they never push out a long-lived stack's images.
+        assert rules[1]["selection"]["tagPrefixList"] == [contract.EPHEMERAL_STACK_PREFIX]
+        assert contract.image_tag("pr-7", "ab" * 32).startswith(contract.EPHEMERAL_STACK_PREFIX)
         assert all(r["action"]["type"] == "expire" for r in rules), repo.urn
 
 
 def test_every_taggable_resource_carries_platform_tags(any_plan: Plan) -> None:
     required = {contract.TAG_STACK, contract.TAG_ENVIRONMENT, contract.TAG_OWNER}
-    tagged = [r for r in any_plan.resources if "tags" in r.inputs]
+    # (docker-build's `tags` are image references, not resource tags.)
+    tagged = [r for r in any_plan.resources if "tags" in r.inputs and r.type.startswith("aws:")]
     assert len(tagged) > 15
     for resource in tagged:
         tags = resource.inputs["tags"]

@@ -147,7 +147,8 @@ def test_model_server_deployment_is_hardened(dev_plan: Plan) -> None:
     assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
         "topology.kubernetes.io/zone", "kubernetes.io/hostname"
     }  # fmt: skip
-    assert container["image"] == f"{dev_plan.outputs['server_repository_url']}:0.1.0"
+    assert container["image"] == dev_plan.outputs["server_image"]
+    assert container["image"].startswith(f"{dev_plan.outputs['server_repository_url']}@sha256:")
     objects = _objects(dev_plan)
     assert objects[("HorizontalPodAutoscaler", "model-server")]["spec"]["minReplicas"] == 1
     assert objects[("PodDisruptionBudget", "model-server")]["spec"]["maxUnavailable"] == 1

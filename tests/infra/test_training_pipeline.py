@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -89,9 +90,11 @@ def test_one_job_definition_per_job_module(dev_plan: Plan) -> None:
     }
     assert set(definitions) == {"prepare", "train", "evaluate", "register", "drift"}
     repo_url = dev_plan.outputs["jobs_repository_url"]
+    image = dev_plan.outputs["jobs_image"]
+    assert re.fullmatch(rf"{re.escape(repo_url)}@sha256:[0-9a-f]{{64}}", image)
     for job, definition in definitions.items():
         container = json.loads(definition.inputs["containerProperties"])
-        assert container["image"] == f"{repo_url}:0.1.0", definition.urn
+        assert container["image"] == image, definition.urn
         assert container["command"] == ["python", "-m", f"training_jobs.{job}"], definition.urn
         env = {e["name"]: e["value"] for e in container["environment"]}
         assert env["MLOPS_RAW_BUCKET"] == dev_plan.outputs["raw_bucket"], definition.urn

@@ -19,6 +19,7 @@ PINNED_PROD_URNS = {
     f"{P}mlops:datalake:DataLake$aws:s3/bucket:Bucket::mlops-prod-captures",
     f"{P}mlops:registry:Registry$aws:ecr/repository:Repository::mlops-prod-jobs",
     f"{P}mlops:registry:Registry$aws:ecr/repository:Repository::mlops-prod-server",
+    f"{P}mlops:registry:Registry$aws:ecr/repository:Repository::mlops-prod-tracking",
     f"{P}mlops:network:Network$aws:ec2/vpc:Vpc::mlops-prod-vpc",
     f"{P}mlops:serving:ServingCluster$aws:eks/cluster:Cluster::mlops-prod-eks",
     f"{P}mlops:tracking:Tracking$aws:rds/instance:Instance::mlops-prod-tracking-db",
