@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from infra.policy.exceptions import PolicyException
 from training_jobs import contract
 
 NAMESPACE = "mlops"
@@ -463,23 +464,6 @@ class EphemeralConfig(_Section):
     expires_at: datetime | None = Field(
         None, description="ISO 8601 expiry; set by `mlops env up` from ttl_hours."
     )
-
-
-class PolicyException(_Section):
-    """One accepted policy finding: which rule, which resource, and why."""
-
-    rule: str = Field(pattern=r"^MLOPS-[A-Z0-9]+-\d{3}$", description="Rule id, e.g. MLOPS-S3-008.")
-    urn_contains: str | None = Field(
-        None, min_length=1, description="Substring of the resource URN."
-    )
-    name: str | None = Field(None, min_length=1, description="Exact logical resource name.")
-    reason: str = Field(min_length=10, description="Why this is acceptable.")
-
-    @model_validator(mode="after")
-    def _one_selector(self) -> PolicyException:
-        if (self.urn_contains is None) == (self.name is None):
-            raise ValueError("give exactly one of urn_contains or name")
-        return self
 
 
 class PlatformConfig(_Section):
@@ -969,6 +953,6 @@ def _plain(value: Any) -> Any:
 
 def _type_name(annotation: Any) -> str:
     text = repr(annotation) if not isinstance(annotation, type) else annotation.__name__
-    text = re.sub(r"typing\.|ipaddress\.|infra\.config\.|datetime\.", "", text)
+    text = re.sub(r"typing\.|ipaddress\.|infra\.(?:\w+\.)+|datetime\.", "", text)
     text = re.sub(r"Annotated\[(\w+), [^\]]*\]", r"\1", text)
     return text.replace("NoneType", "None")

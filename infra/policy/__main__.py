@@ -1,7 +1,8 @@
 """`pulumi preview --policy-pack infra/policy`: the platform's policy rules, enforced.
 
-The rules live in `mlops/review/policy.py` (standard library only) so `mlops policy` runs
-the very same functions offline; this entry point only puts the repository on the path.
+The rules live beside this file (`infra/policy/rules/`, standard library and pydantic) so
+`mlops policy` runs the very same functions offline; this entry point only puts the
+repository on the path.
 """
 
 import sys

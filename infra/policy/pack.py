@@ -1,4 +1,4 @@
-"""Adapters from the plain rule functions in `mlops.review.policy` to `pulumi_policy` policies.
+"""Adapters from the rules of `infra.policy` to `pulumi_policy` policies.
 
 One `ResourceValidationPolicy` per resource rule and one `StackValidationPolicy` per stack
 rule (S3 bucket companions, ECR lifecycle, VPC flow logs: AWS models those as separate
@@ -6,7 +6,8 @@ resources, so only the whole stack can say whether a bucket has them). Building 
 policies starts nothing; only `PolicyPack(...)` in `__main__.py` starts the analyzer server.
 
 Exceptions come from the stack file (`mlops:policy_exceptions`), found from the stack name in
-each URN, exactly as `mlops policy` reads them.
+each URN and parsed by the same `parse_exceptions` as `mlops policy` (read here with pyyaml:
+the pack does not import the CLI).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pulumi_policy import (
     EnforcementLevel,
     ReportViolation,
@@ -26,7 +28,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from mlops.review import policy as rules
+from infra import policy as rules
 
 ROOT = Path(__file__).resolve().parents[2]
 ExceptionsFor = Callable[[str], list[rules.PolicyException]]
@@ -38,14 +40,17 @@ def stack_of(urn: str) -> str:
 
 
 @functools.cache
-def exceptions_from_stack_file(stack: str) -> list[rules.PolicyException]:
-    from mlops.stackfiles import StackFileError, find_project, read_stack_config
-
+def exceptions_from_stack_file(stack: str, root: Path = ROOT) -> list[rules.PolicyException]:
+    """`mlops:policy_exceptions` of `Pulumi.<stack>.yaml`; none when the file is missing or
+    unreadable (the engine reports a broken stack file itself)."""
     try:
-        values = read_stack_config(find_project(ROOT), stack).values
-    except StackFileError:
+        data = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
+    except (OSError, yaml.YAMLError):
         return []
-    return rules.parse_exceptions(values.get("mlops:policy_exceptions"))
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict):
+        return []
+    return rules.parse_exceptions(config.get("mlops:policy_exceptions"))
 
 
 def _level(rule: rules.Rule) -> EnforcementLevel:

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from mlops.review import cost, diff, markdown, parity, policy
+from infra import policy
+from mlops.review import cost, diff, markdown, parity
 
 EXIT_FAIL = 1
 EXIT_USAGE = 2
@@ -50,7 +51,7 @@ def stack_exceptions(stack: str, project_dir: Path | None = None) -> list[policy
     try:
         return policy.parse_exceptions(values.get("mlops:policy_exceptions"))
     except policy.ExceptionConfigError as exc:
-        _fail(f"Pulumi.{stack}.yaml: mlops:{exc}")
+        _fail("\n".join(f"Pulumi.{stack}.yaml: mlops:{issue}" for issue in exc.issues))
         raise AssertionError("unreachable") from exc
 
 
@@ -182,6 +183,7 @@ def _rule_dict(rule: policy.Rule) -> dict[str, Any]:
         "title": rule.title,
         "severity": rule.severity,
         "enforcement": rule.enforcement,
+        "category": rule.category,
         "checkov": list(rule.checkov),
         "cis": list(rule.cis),
         "description": rule.description,
@@ -232,8 +234,6 @@ def _parsed_config(stack: str, project_dir: Path | None) -> dict[str, Any]:
         _fail(str(exc))
         raise AssertionError("unreachable") from exc
     raw = {k.removeprefix("mlops:"): v for k, v in values.items() if k.startswith("mlops:")}
-    if "policy_exceptions" not in platform_config.PlatformConfig.model_fields:
-        raw.pop("policy_exceptions", None)  # read by `mlops policy` until the model has it
     try:
         parsed = platform_config.parse(
             raw, stack=stack, region=values.get("aws:region", "us-east-1")

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from infra import policy
 from mlops.plan import Plan, PlanResource
-from mlops.review import cost, policy
+from mlops.review import cost
 from mlops.review.replacements import REPLACE_ON, path_matches, replacing_paths
 
 DATA_DESTRUCTIVE = "data-destructive"
@@ -296,13 +297,10 @@ def _kind(type_: str) -> str:
     return type_.rsplit(":", 1)[-1]
 
 
+# Per-resource rules whose new violation is a security change. Identity rules are not among
+# them: IAM documents are compared statement by statement in `_security` instead.
 _SECURITY_RULES = tuple(
-    r
-    for r in policy.RULES
-    # IAM documents are compared statement by statement in `_security` instead.
-    if r.id.split("-")[1] in ("S3", "KMS", "ECR", "EKS", "EC2", "RDS", "SG", "SNS", "LOG")
-    and r.check_stack is None
-    and r.id not in ("MLOPS-EKS-004", "MLOPS-ECR-003")
+    r for r in policy.rules_in("security", "resilience") if r.check_stack is None
 )
 
 

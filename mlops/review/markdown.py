@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from infra import policy
 from mlops.plan import Plan
-from mlops.review import cost, policy, timing
+from mlops.review import cost, timing
 from mlops.review.diff import (
     CLASSES,
     COST,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import yaml
 
 from infra import config
+from infra.policy import PolicyException
 from mlops.docs import config_reference
 from tests.conftest import ROOT, SHIPPED_STACKS
 
@@ -48,6 +50,11 @@ def test_values_arrive_as_json_strings_like_the_engine_sends_them() -> None:
 
 
 BASE: dict[str, Any] = {"environment": "dev", "owner": "ml-platform"}
+_EXCEPTION: dict[str, Any] = {
+    "rule": "MLOPS-KMS-001",
+    "name": "mlops-dev-data-key",
+    "reason": "key material imported and rotated by the HSM team",
+}
 PROD: dict[str, Any] = {
     "environment": "prod",
     "owner": "ml-platform",
@@ -144,7 +151,17 @@ BAD_CONFIGS: list[tuple[dict[str, Any], str, str, str]] = [
     (_with(BASE, network="not a mapping"), "dev", "network", "mapping"),
     (_with(BASE, serving={"server_cpu": "lots"}), "dev", "serving.server_cpu", "CPU quantity"),
     (_with(BASE, serving={"server_memory": "2GB"}), "dev", "serving.server_memory", "memory quantity"),
+    (_with(BASE, policy_exceptions=[_EXCEPTION | {"rule": "MLOPS-NOPE-001"}]), "dev", "policy_exceptions[0].rule", "is not a rule id; allowed MLOPS-BATCH-001, "),
+    (_with(BASE, policy_exceptions=[_EXCEPTION | {"reason": "because"}]), "dev", "policy_exceptions[0].reason", "say why, at least 10 characters"),
+    (_with(BASE, policy_exceptions=[_EXCEPTION | {"urn_contains": "kms"}]), "dev", "policy_exceptions[0]", "exactly one of urn_contains or name"),
+    (_with(BASE, policy_exceptions=[_EXCEPTION | {"why": "x"}]), "dev", "policy_exceptions[0].why", "unknown setting"),
 ]  # fmt: skip
+
+
+def test_policy_exceptions_use_the_policy_packages_schema() -> None:
+    parsed = _parse(_with(BASE, policy_exceptions=json.dumps([_EXCEPTION])))
+    assert parsed.policy_exceptions == (PolicyException(**_EXCEPTION),)
+    assert config.PolicyException is PolicyException
 
 
 @pytest.mark.parametrize(

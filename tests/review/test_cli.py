@@ -140,7 +140,10 @@ def test_policy_exceptions_from_the_stack_file(
     (tmp_path / "Pulumi.dev.yaml").write_text(stack_file.replace("MLOPS-EKS-002", "MLOPS-NOPE-9"))
     bad = _run("policy", "--stack", "dev", "--project-dir", str(tmp_path))
     assert bad.exit_code == 2
-    assert "policy_exceptions[0].rule: 'MLOPS-NOPE-9' is not a rule id" in bad.output
+    assert (
+        "error: Pulumi.dev.yaml: mlops:policy_exceptions[0].rule: 'MLOPS-NOPE-9' is not a rule id"
+        in bad.output
+    )
 
 
 def test_plan_tree_shows_time_to_up(monkeypatch: pytest.MonkeyPatch) -> None:

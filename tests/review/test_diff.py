@@ -211,6 +211,23 @@ def test_json_policy_strings_are_diffed_by_path(prod: Plan) -> None:
     assert [p.path for p in change.properties] == ["policy.Statement[0].Sid"]
 
 
+def test_security_rules_are_the_security_and_resilience_resource_rules() -> None:
+    # The set `mlops diff` used before rules had categories (it parsed service names out of
+    # the ids): S3, KMS, ECR, EKS, EC2, RDS, SG, SNS, LOG resource rules but EKS-004, ECR-003.
+    assert {r.id for r in diff._SECURITY_RULES} == {
+        "MLOPS-S3-002", "MLOPS-S3-006", "MLOPS-S3-010",
+        "MLOPS-KMS-001", "MLOPS-KMS-002",
+        "MLOPS-ECR-001", "MLOPS-ECR-002", "MLOPS-ECR-005",
+        "MLOPS-EKS-001", "MLOPS-EKS-002", "MLOPS-EKS-003",
+        "MLOPS-EC2-001", "MLOPS-EC2-002", "MLOPS-EC2-003",
+        "MLOPS-RDS-001", "MLOPS-RDS-002", "MLOPS-RDS-003", "MLOPS-RDS-004", "MLOPS-RDS-005",
+        "MLOPS-SG-001", "MLOPS-SG-002", "MLOPS-SG-003",
+        "MLOPS-LOG-001", "MLOPS-LOG-002",
+        "MLOPS-SNS-001",
+    }  # fmt: skip
+    assert all(r.category in ("security", "resilience") for r in diff._SECURITY_RULES)
+
+
 def test_parse_classes() -> None:
     assert diff.parse_classes("data-destructive, security") == [DATA_DESTRUCTIVE, SECURITY]
     with pytest.raises(

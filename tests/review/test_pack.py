@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 
+from infra import policy
 from infra.policy import pack
-from mlops.review import policy
+from tests.conftest import SHIPPED_STACKS
 
 
 @dataclass
@@ -121,7 +126,9 @@ def test_stack_validator_reports_the_bucket_urn() -> None:
 def test_exceptions_suppress_violations() -> None:
     def exceptions(stack: str) -> list[policy.PolicyException]:
         assert stack == "prod"
-        return [policy.PolicyException("MLOPS-KMS-001", "imported key material", name="k")]
+        return [
+            policy.PolicyException(rule="MLOPS-KMS-001", reason="imported key material", name="k")
+        ]
 
     validate = pack.resource_validator(policy.RULES_BY_ID["MLOPS-KMS-001"], exceptions)
     reports = Reports()
@@ -140,10 +147,44 @@ def test_stack_of(urn: str, stack: str) -> None:
     assert pack.stack_of(urn) == stack
 
 
-def test_pack_files_are_shipped() -> None:
-    from pathlib import Path
+def test_exceptions_come_from_the_stack_file(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.prod.yaml").write_text(
+        "config:\n"
+        "  aws:region: us-east-1\n"
+        "  mlops:policy_exceptions:\n"
+        "    - {rule: MLOPS-KMS-001, name: k, reason: imported key material}\n"
+    )
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  mlops:owner: me\n")
+    (tmp_path / "Pulumi.bad.yaml").write_text(
+        "config:\n  mlops:policy_exceptions: [{rule: MLOPS-KMS-001, name: k, reason: x}]\n"
+    )
+    [exception] = pack.exceptions_from_stack_file("prod", tmp_path)
+    assert (exception.rule, exception.name) == ("MLOPS-KMS-001", "k")
+    assert pack.exceptions_from_stack_file("dev", tmp_path) == []
+    assert pack.exceptions_from_stack_file("pr-7", tmp_path) == []  # no file: none
+    with pytest.raises(policy.ExceptionConfigError, match=r"\[0\]\.reason: 'x' is too short"):
+        pack.exceptions_from_stack_file("bad", tmp_path)
+    # The shipped stacks state none, and their files parse.
+    for stack in SHIPPED_STACKS:
+        assert (pack.ROOT / f"Pulumi.{stack}.yaml").is_file()
+        assert pack.exceptions_from_stack_file(stack) == []
 
+
+def test_the_pack_does_not_import_the_cli() -> None:
+    code = (
+        "import json, sys; import infra.policy.pack; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'mlops')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=pack.ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_pack_files_are_shipped() -> None:
     root = Path(pack.__file__).parent
     assert "runtime:" in (root / "PulumiPolicy.yaml").read_text()
-    assert "pulumi-policy" in (root / "requirements.txt").read_text()
+    requirements = (root / "requirements.txt").read_text()
+    assert "pulumi-policy" in requirements and "pydantic>=2.9,<3" in requirements
     assert "PolicyPack(" in (root / "__main__.py").read_text()

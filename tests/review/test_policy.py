@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import subprocess
+import sys
+from typing import Any, get_args
 
 import pytest
+from pydantic import ValidationError
 
-from mlops.review import policy
-from mlops.review.policy import RULES_BY_ID, Context, Resource
-from tests.conftest import SHIPPED_STACKS
+from infra import policy
+from infra.policy import RULES_BY_ID, Context, Resource
+from infra.policy.core import CATEGORY_MEANING, Category, Rule, RuleDefinitionError
+from tests.conftest import ROOT, SHIPPED_STACKS
 from tests.review.conftest import plan_for
 
 TAGS = {"mlops:stack": "prod", "mlops:environment": "prod", "mlops:owner": "ml"}
@@ -429,24 +433,49 @@ def _bucket_stack(**drop: bool) -> list[Resource]:
     return [bucket, *(r for key, r in parts.items() if not drop.get(key))]
 
 
+def _ecr_stack(*, lifecycle: bool) -> list[Resource]:
+    repo = Resource("u:repo", "aws:ecr/repository:Repository", "repo", {"name": "r"})
+    policy_ = Resource(
+        "u:lcp", "aws:ecr/lifecyclePolicy:LifecyclePolicy", "lcp", {"repository": "r"}
+    )
+    return [repo, policy_] if lifecycle else [repo]
+
+
+def _vpc_stack(*, flow_log: bool) -> list[Resource]:
+    vpc = Resource("u:vpc", "aws:ec2/vpc:Vpc", "vpc", {})
+    flow = Resource("u:fl", "aws:ec2/flowLog:FlowLog", "fl", {}, ("u:vpc",))
+    return [vpc, flow] if flow_log else [vpc]
+
+
+_BUCKET_DROPS = [
+    ("MLOPS-S3-001", "sse"),
+    ("MLOPS-S3-003", "sse"),
+    ("MLOPS-S3-004", "versioning"),
+    ("MLOPS-S3-005", "pab"),
+    ("MLOPS-S3-007", "tls"),
+    ("MLOPS-S3-008", "logging"),
+    ("MLOPS-S3-009", "lifecycle"),
+]
+# (rule, passing stack, failing stack, names of the resources flagged in the failing one)
+STACK_CASES: list[tuple[str, list[Resource], list[Resource], list[str]]] = [
+    *((rule_id, _bucket_stack(), _bucket_stack(**{drop: True}), ["b"]) for rule_id, drop in _BUCKET_DROPS),
+    ("MLOPS-ECR-004", _ecr_stack(lifecycle=True), _ecr_stack(lifecycle=False), ["repo"]),
+    ("MLOPS-VPC-001", _vpc_stack(flow_log=True), _vpc_stack(flow_log=False), ["vpc"]),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("rule_id", "drop"),
-    [
-        ("MLOPS-S3-001", "sse"),
-        ("MLOPS-S3-003", "sse"),
-        ("MLOPS-S3-004", "versioning"),
-        ("MLOPS-S3-005", "pab"),
-        ("MLOPS-S3-007", "tls"),
-        ("MLOPS-S3-008", "logging"),
-        ("MLOPS-S3-009", "lifecycle"),
-    ],
+    ("rule_id", "good", "bad", "flagged"), STACK_CASES, ids=[c[0] for c in STACK_CASES]
 )
-def test_bucket_stack_rule(rule_id: str, drop: str) -> None:
-    rule = RULES_BY_ID[rule_id]
-    assert rule.check_stack is not None
-    assert rule.check_stack(_bucket_stack()) == []
-    flagged = rule.check_stack(_bucket_stack(**{drop: True}))
-    assert [(r.urn, bool(m)) for r, m in flagged] == [(BUCKET_URN, True)]
+def test_stack_rule(
+    rule_id: str, good: list[Resource], bad: list[Resource], flagged: list[str]
+) -> None:
+    check = RULES_BY_ID[rule_id].check_stack
+    assert check is not None
+    assert check(good) == []
+    found = check(bad)
+    assert [r.name for r, _ in found] == flagged
+    assert all(message for _, message in found)
 
 
 def test_access_log_target_is_exempt_from_kms_and_logging() -> None:
@@ -468,47 +497,108 @@ def test_access_log_target_is_exempt_from_kms_and_logging() -> None:
         assert check(resources) == []
 
 
-def test_ecr_lifecycle_and_flow_log_stack_rules() -> None:
-    repo = Resource("u:repo", "aws:ecr/repository:Repository", "repo", {"name": "r"})
-    lifecycle = Resource(
-        "u:lcp", "aws:ecr/lifecyclePolicy:LifecyclePolicy", "lcp", {"repository": "r"}
+# --- the registry ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", policy.RULES, ids=[r.id for r in policy.RULES])
+def test_every_rule_has_metadata_a_category_and_both_cases(rule: Rule) -> None:
+    for field in ("title", "description", "remediation"):
+        assert getattr(rule, field).strip(), f"{rule.id}: {field} is empty"
+    assert rule.severity in policy.SEVERITY_RANK
+    assert rule.enforcement in ("mandatory", "advisory")
+    assert rule.category in CATEGORY_MEANING
+    assert all(c.startswith(("CKV_AWS_", "CKV2_AWS_")) for c in rule.checkov), rule.checkov
+    if rule.check_stack is not None:
+        cases = [c for c in STACK_CASES if c[0] == rule.id]
+        assert rule.types == () and rule.check is None and rule.check_typed is None
+    else:
+        cases = [c for c in RESOURCE_CASES if c[0] == rule.id]
+        assert rule.types and (rule.check is None) != (rule.check_typed is None)
+    # Each case has a passing and a failing input (asserted by the two case tests).
+    assert cases, f"{rule.id} has no passing/failing case in this file"
+
+
+def test_categories_are_the_declared_ones() -> None:
+    assert list(CATEGORY_MEANING) == list(get_args(Category))
+    used = {r.category for r in policy.RULES}
+    assert used == set(CATEGORY_MEANING), "a category no rule uses should be dropped"
+    assert policy.rules_in("identity") == tuple(
+        r for r in policy.RULES if r.id.startswith("MLOPS-IAM-")
     )
-    ecr = RULES_BY_ID["MLOPS-ECR-004"].check_stack
-    assert ecr is not None
-    assert ecr([repo, lifecycle]) == []
-    assert [r.name for r, _ in ecr([repo])] == ["repo"]
-    vpc = Resource("u:vpc", "aws:ec2/vpc:Vpc", "vpc", {})
-    flow = Resource("u:fl", "aws:ec2/flowLog:FlowLog", "fl", {}, ("u:vpc",))
-    vpc_rule = RULES_BY_ID["MLOPS-VPC-001"].check_stack
-    assert vpc_rule is not None
-    assert vpc_rule([vpc, flow]) == []
-    assert [r.name for r, _ in vpc_rule([vpc])] == ["vpc"]
+    with pytest.raises(ValueError, match="unknown categories"):
+        policy.rules_in("secrity")  # type: ignore[arg-type]
 
 
-def test_every_rule_has_a_case() -> None:
-    tested = {case[0] for case in RESOURCE_CASES} | {
-        "MLOPS-S3-001",
-        "MLOPS-S3-003",
-        "MLOPS-S3-004",
-        "MLOPS-S3-005",
-        "MLOPS-S3-007",
-        "MLOPS-S3-008",
-        "MLOPS-S3-009",
-        "MLOPS-ECR-004",
-        "MLOPS-VPC-001",
+def test_rules_keep_their_order_and_ids_are_unique() -> None:
+    ids = [r.id for r in policy.RULES]
+    assert len(ids) == len(set(ids)) == len(RULES_BY_ID) == 44
+    services = list(dict.fromkeys(i.split("-")[1] for i in ids))
+    # The order `mlops policy --json` has always listed: services in this order (one module
+    # each, contiguous), ids ascending within a service.
+    assert services == [
+        "S3", "KMS", "ECR", "EKS", "IAM", "EC2", "RDS", "SG", "VPC", "LOG", "SNS", "SFN", "BATCH", "TAG",
+    ]  # fmt: skip
+    assert ids == sorted(ids, key=lambda i: (services.index(i.split("-")[1]), i))
+    assert policy.registered() == policy.RULES
+
+
+def _rule(**overrides: Any) -> Rule:
+    fields: dict[str, Any] = {
+        "id": "MLOPS-TEST-001",
+        "title": "t",
+        "severity": "low",
+        "enforcement": "advisory",
+        "category": "cost",
+        "description": "d",
+        "remediation": "r",
+        "types": ("aws:s3/bucket:Bucket",),
+        "check": lambda inputs, ctx: [],
     }
-    assert sorted(set(RULES_BY_ID) - tested) == []
+    return Rule(**(fields | overrides))
 
 
-def test_rules_are_well_formed() -> None:
-    assert len(policy.RULES) >= 30
-    assert len(RULES_BY_ID) == len(policy.RULES)
-    for rule in policy.RULES:
-        assert (rule.check_stack is None) != (rule.check is None and rule.check_typed is None), (
-            rule.id
-        )
-        assert rule.description and rule.remediation, rule.id
-        assert rule.enforcement in ("mandatory", "advisory")
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"id": "S3-1"}, "id must look like"),
+        ({"title": " "}, "title is empty"),
+        ({"category": "security-ish"}, "category 'security-ish'; allowed security"),
+        ({"checkov": ("CKV_19",)}, "checkov id 'CKV_19'"),
+        ({"cis": ("2.1.1",)}, "CIS item '2.1.1'"),
+        ({"types": ()}, "names the types"),
+        ({"check_stack": lambda resources: []}, "exactly one of check"),
+        ({"check": None, "check_stack": lambda resources: []}, "takes no types"),
+    ],
+)
+def test_malformed_rules_fail_at_definition(overrides: dict[str, Any], message: str) -> None:
+    assert _rule().check is not None  # the base is well formed
+    with pytest.raises(RuleDefinitionError, match=message):
+        _rule(**overrides)
+
+
+def test_an_id_registers_once() -> None:
+    with pytest.raises(RuleDefinitionError, match="registered twice"):
+        policy.register(RULES_BY_ID["MLOPS-S3-001"])
+    assert policy.registered() == policy.RULES
+
+
+def test_importing_the_rules_needs_no_cli_sdk_or_components() -> None:
+    # A fresh interpreter: what importing the rules loads from site-packages and from infra.
+    code = (
+        "import json, sys, sysconfig; before = set(sys.modules); import infra.policy; "
+        "site = (sysconfig.get_path('purelib'), sysconfig.get_path('platlib')); "
+        "print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith('infra.') "
+        "or (getattr(sys.modules[m], '__file__', None) or '').startswith(site))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert {m.split(".")[0] for m in loaded} <= {
+        "infra", "pydantic", "pydantic_core", "typing_extensions", "annotated_types",
+        "typing_inspection",
+    }, loaded  # fmt: skip
+    assert [m for m in loaded if m.startswith("infra.") and not m.startswith("infra.policy")] == []
+    assert "infra.policy.pack" not in loaded
 
 
 # --- exceptions ----------------------------------------------------------------------------
@@ -536,28 +626,77 @@ def test_exceptions_parse_and_apply() -> None:
     assert plain.blocking
 
 
+def test_an_exception_matches_by_name_or_urn_substring_and_rule() -> None:
+    finding = policy.Finding(
+        "MLOPS-S3-008", "low", "advisory", "urn:pulumi:dev::p::aws:s3/bucket:Bucket::raw", "raw",
+        "aws:s3/bucket:Bucket", "no BucketLogging",
+    )  # fmt: skip
+    [by_urn, by_name, other_rule] = policy.parse_exceptions(
+        [
+            {
+                "rule": "MLOPS-S3-008",
+                "urn_contains": "Bucket::r",
+                "reason": "  served from a CDN  ",
+            },
+            {"rule": "MLOPS-S3-008", "name": "logs", "reason": "the access-log bucket itself"},
+            {"rule": "MLOPS-S3-009", "name": "raw", "reason": "lifecycle managed by the data team"},
+        ]
+    )
+    assert by_urn.matches(finding) and by_urn.reason == "served from a CDN"
+    assert not by_name.matches(finding) and not other_rule.matches(finding)
+    with pytest.raises(ValidationError, match="frozen"):
+        by_urn.reason = "changed afterwards"  # type: ignore[misc]
+
+
+_OK = {"rule": "MLOPS-KMS-001", "name": "a", "reason": "long enough reason"}
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"rule": "X"}, "expected a list"),
+        ({"rule": "X"}, "policy_exceptions: expected a list, got dict"),
+        ("[{", "policy_exceptions: not a list"),
+        (["MLOPS-KMS-001"], r"policy_exceptions\[0\]: expected a mapping with rule, reason"),
         (
-            [{"rule": "MLOPS-NOPE-001", "name": "a", "reason": "long enough reason"}],
-            "not a rule id; allowed MLOPS-BATCH-001",
+            [_OK | {"rule": "MLOPS-NOPE-001"}],
+            r"policy_exceptions\[0\]\.rule: 'MLOPS-NOPE-001' is not a rule id; allowed MLOPS-BATCH-001, ",
         ),
-        ([{"rule": "MLOPS-KMS-001", "name": "a", "reason": "short"}], "reason"),
+        (
+            [{"name": "a", "reason": "long enough reason"}],
+            r"policy_exceptions\[0\]\.rule: missing; allowed MLOPS-BATCH-001",
+        ),
+        (
+            [_OK | {"reason": " short    "}],
+            r"policy_exceptions\[0\]\.reason: ' short    ' is too short; say why, at least 10",
+        ),
+        ([_OK | {"reason": 12345678901}], r"\.reason: 12345678901: Input should be a valid string"),
         (
             [{"rule": "MLOPS-KMS-001", "reason": "long enough reason"}],
-            "exactly one of urn_contains or name",
+            r"policy_exceptions\[0\]: give exactly one of urn_contains or name",
         ),
         (
-            [{"rule": "MLOPS-KMS-001", "name": "a", "reason": "long enough reason", "why": 1}],
-            "unknown keys",
+            [_OK | {"urn_contains": "x"}],
+            r"policy_exceptions\[0\]: give exactly one of urn_contains or name",
+        ),
+        (
+            [_OK, _OK | {"why": 1, "owner": "me"}],
+            r"policy_exceptions\[1\]: unknown keys \['owner', 'why'\]; allowed rule, reason, urn_contains, name",
         ),
     ],
 )
 def test_bad_exceptions_are_named(raw: Any, message: str) -> None:
     with pytest.raises(policy.ExceptionConfigError, match=message):
         policy.parse_exceptions(raw)
+
+
+def test_every_bad_exception_is_listed_at_once() -> None:
+    with pytest.raises(policy.ExceptionConfigError) as caught:
+        policy.parse_exceptions([_OK | {"rule": "MLOPS-X-001"}, _OK, _OK | {"reason": "no"}])
+    assert [i.split(":")[0] for i in caught.value.issues] == [
+        "policy_exceptions[0].rule",
+        "policy_exceptions[2].reason",
+    ]
+    assert str(caught.value) == "\n".join(caught.value.issues)
 
 
 # --- shipped stacks ----------------------------------------------------------------------
