@@ -157,13 +157,37 @@ def _exceptions_for(
 
 
 @click.command("policy")
-@click.option("--stack", "-s", required=True, help="Stack name: reads Pulumi.<stack>.yaml.")
+@click.option(
+    "--stack", "-s", default=None, help="Stack name: records the plan of Pulumi.<stack>.yaml."
+)
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="PATH",
+    help="A recorded plan (`mlops plan --json PATH`) instead of --stack; exceptions come "
+    "from its stack's file when that is in the project.",
+)
 @_JSON
 @_PROJECT_DIR
-def policy_command(stack: str, json_path: str | None, project_dir: Path | None) -> None:
-    """Run the policy rules on the stack's offline plan; exit 1 on a mandatory violation."""
-    exceptions = stack_exceptions(stack, project_dir)
-    plan = _build(stack, project_dir)
+def policy_command(
+    stack: str | None, plan_path: Path | None, json_path: str | None, project_dir: Path | None
+) -> None:
+    """Run the policy rules on a stack's offline plan; exit 1 on a mandatory violation."""
+    if stack is not None and plan_path is None:
+        exceptions = stack_exceptions(stack, project_dir)
+        plan = _build(stack, project_dir)
+    elif plan_path is not None and stack is None:
+        try:
+            plan = diff.load_plan(plan_path)
+        except diff.PlanInputError as exc:
+            _fail(str(exc))
+            raise AssertionError("unreachable") from exc
+        stack = plan.stack
+        exceptions = _exceptions_for(stack, project_dir, required=False)
+    else:
+        raise click.UsageError("give exactly one of --stack (record the plan) or --plan PATH")
     findings = policy.evaluate(policy.resources_from_plan(plan), exceptions=exceptions)
     click.echo(policy.render_table(findings))
     if json_path is not None:

@@ -146,6 +146,64 @@ def test_policy_exceptions_from_the_stack_file(
     )
 
 
+def _no_rotation(r: dict[str, Any]) -> None:
+    r["inputs"]["enableKeyRotation"] = False
+
+
+def test_policy_on_a_recorded_plan_matches_the_recording(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, project_root: Path, prod: Plan
+) -> None:
+    _offline(monkeypatch)
+    plan = tmp_path / "prod.json"
+    plan.write_text(prod.to_json())
+    recorded, stored = tmp_path / "recorded.json", tmp_path / "stored.json"
+    by_stack = _run("policy", "--stack", "prod", "--json", str(recorded))
+    by_plan = _run("policy", "--plan", str(plan), "--json", str(stored))
+    assert by_plan.exit_code == by_stack.exit_code == 0, by_plan.output
+    assert by_plan.output.splitlines()[0] == by_stack.output.splitlines()[0]
+    assert json.loads(stored.read_text()) == json.loads(recorded.read_text())
+    assert json.loads(stored.read_text())["stack"] == "prod"
+
+
+def test_policy_on_a_recorded_plan_fails_and_takes_its_stacks_exceptions(
+    tmp_path: Path, project_root: Path, prod: Plan
+) -> None:
+    plan = tmp_path / "prod.json"
+    plan.write_text(mutate(prod, {"mlops-prod-data-key": _no_rotation}).to_json())
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text((project_root / "Pulumi.yaml").read_text())
+    # No Pulumi.prod.yaml in this project: no exceptions, the mandatory rule fails.
+    failing = _run("policy", "--plan", str(plan), "--project-dir", str(project))
+    assert failing.exit_code == 1, failing.output
+    assert "MLOPS-KMS-001  mandatory    high      mlops-prod-data-key" in failing.output
+    (project / "Pulumi.prod.yaml").write_text(
+        (project_root / "Pulumi.prod.yaml").read_text() + "  mlops:policy_exceptions:\n"
+        "    - {rule: MLOPS-KMS-001, name: mlops-prod-data-key, reason: rotated by the HSM team}\n"
+    )
+    excepted = _run("policy", "--plan", str(plan), "--project-dir", str(project))
+    assert excepted.exit_code == 0, excepted.output
+    assert "mandatory (excepted)" in excepted.output
+    assert "excepted: rotated by the HSM team" in excepted.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give exactly one of --stack (record the plan) or --plan PATH"),
+        (["--stack", "prod", "--plan", "plan.json"], "give exactly one of --stack"),
+        (
+            ["--plan", "nope.json"],
+            "nope.json: no such file (make one with `mlops plan --json PATH`)",
+        ),
+    ],
+)
+def test_policy_needs_exactly_one_source(args: list[str], message: str) -> None:
+    result = _run("policy", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
 def test_plan_tree_shows_time_to_up(monkeypatch: pytest.MonkeyPatch) -> None:
     _offline(monkeypatch)
     result = _run("plan", "--stack", "dev")
