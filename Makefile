@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= jobs,tracking,serve,local,dev
 
-.PHONY: demo test lint typecheck unit plan clean help
+.PHONY: demo test lint typecheck unit images engine lock plan clean help
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,7 +26,16 @@ demo: $(STAMP)  ## lifecycle, then drift -> alarm -> retrain -> hot swap, on the
 	$(VENV)/bin/mlops plan --stack local --json .demo/local-plan.json
 	$(PY) -m training_jobs.local demo --plan .demo/local-plan.json $(DEMO_ARGS)
 
-test: lint typecheck unit  ## ruff, mypy (strict) and pytest
+engine:  ## a container engine: podman (installed from Debian as root when none is here)
+	@tools/engine.sh
+
+images: $(STAMP) engine  ## build the jobs, tracking and server images (unchanged sources: cached)
+	$(VENV)/bin/mlops images build
+
+lock: $(STAMP)  ## re-pin the images' dependencies from pyproject.toml (needs the index)
+	$(VENV)/bin/mlops images lock
+
+test: lint typecheck images unit  ## ruff, mypy (strict), the images, pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

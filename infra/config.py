@@ -86,6 +86,18 @@ def _check_instance_type(value: str) -> str:
     return value
 
 
+def _check_cpu(value: str) -> str:
+    if not re.match(r"^(\d+m|\d+(\.\d+)?)$", value):
+        raise ValueError("expected a Kubernetes CPU quantity such as '500m' or '1'")
+    return value
+
+
+def _check_memory(value: str) -> str:
+    if not re.match(r"^\d+(Mi|Gi)$", value):
+        raise ValueError("expected a Kubernetes memory quantity such as '512Mi' or '2Gi'")
+    return value
+
+
 LogRetentionDays = Annotated[int, AfterValidator(_check_log_retention)]
 InstanceType = Annotated[str, AfterValidator(_check_instance_type)]
 
@@ -339,16 +351,12 @@ class ServingConfig(_Section):
     @field_validator("server_cpu")
     @classmethod
     def _cpu(cls, value: str) -> str:
-        if not re.match(r"^(\d+m|\d+(\.\d+)?)$", value):
-            raise ValueError("expected a Kubernetes CPU quantity such as '500m' or '1'")
-        return value
+        return _check_cpu(value)
 
     @field_validator("server_memory")
     @classmethod
     def _memory(cls, value: str) -> str:
-        if not re.match(r"^\d+(Mi|Gi)$", value):
-            raise ValueError("expected a Kubernetes memory quantity such as '512Mi' or '2Gi'")
-        return value
+        return _check_memory(value)
 
     @field_validator("admin_principal_arns")
     @classmethod
@@ -445,6 +453,28 @@ class TrackingConfig(_Section):
     storage_gib: int = Field(
         10, ge=1, le=1000, description="Volume for the in-cluster (dev) MLflow database."
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="MLflow server worker processes (each ~290 MiB; see tracking.memory).",
+    )
+    cpu: str = Field("500m", description="CPU request of the MLflow server (limit: twice).")
+    memory: str = Field(
+        "1Gi",
+        description="Memory request and limit of the MLflow server; at least 1.5 x (280 MiB "
+        "+ 290 MiB per worker), its measured footprint.",
+    )
+
+    @field_validator("cpu")
+    @classmethod
+    def _tracking_cpu(cls, value: str) -> str:
+        return _check_cpu(value)
+
+    @field_validator("memory")
+    @classmethod
+    def _tracking_memory(cls, value: str) -> str:
+        return _check_memory(value)
 
     @field_validator("db_instance_class")
     @classmethod
@@ -862,6 +892,20 @@ def _rule_ephemeral(c: PlatformConfig) -> Iterable[Issue]:
         )
 
 
+def _rule_tracking_fits(c: PlatformConfig) -> Iterable[Issue]:
+    from infra.planning.k8s import memory_mib, mlflow_memory_floor_mib
+
+    t = c.tracking
+    floor = mlflow_memory_floor_mib(t.workers)
+    if memory_mib(t.memory) < floor:
+        yield Issue(
+            "tracking.memory",
+            t.memory,
+            f"MLflow with {t.workers} worker(s) needs at least {floor}Mi (measured footprint "
+            "with headroom); the kernel would kill it at this limit",
+        )
+
+
 def _rule_images(c: PlatformConfig) -> Iterable[Issue]:
     images = c.images
     if images.build and images.digests:
@@ -901,6 +945,7 @@ CROSS_FIELD_RULES: tuple[Rule, ...] = (
     _rule_node_groups,
     _rule_ephemeral,
     _rule_images,
+    _rule_tracking_fits,
 )
 
 

@@ -27,7 +27,13 @@ from infra.components.network import Network, NetworkArgs
 from infra.components.pipeline import Pipeline, PipelineArgs
 from infra.components.registry import Registry, RegistryArgs
 from infra.components.serving import NodeGroupSpec, ServingCluster, ServingClusterArgs
-from infra.components.tracking import MLFLOW_NAME, Tracking, TrackingArgs
+from infra.components.tracking import (
+    MLFLOW_ADMIN_USER,
+    MLFLOW_NAME,
+    Tracking,
+    TrackingArgs,
+    TrackingClient,
+)
 from infra.components.training import TrainingCompute, TrainingComputeArgs
 from infra.config import PlatformConfig
 from infra.planning import k8s as manifests
@@ -40,6 +46,8 @@ from training_jobs import contract
 SERVING_NAMESPACE = "mlops-serving"
 TRACKING_NAMESPACE = "mlflow"
 
+# The Secrets Manager secret with the MLflow client password (Batch jobs read it).
+OUTPUT_TRACKING_SECRET = "tracking_credentials_secret_arn"
 # What an ephemeral stack needs from its base stack's outputs.
 FOUNDATION_OUTPUTS = (
     "vpc_id",
@@ -51,6 +59,8 @@ FOUNDATION_OUTPUTS = (
     "cluster_endpoint",
     "cluster_certificate_authority",
     contract.OUTPUT_TRACKING_URI,
+    OUTPUT_TRACKING_SECRET,
+    contract.OUTPUT_KMS_KEY_ARN,
 )
 
 
@@ -66,7 +76,7 @@ class Foundation:
     compute_environment_arns: pulumi.Input[list[str]] | None
     cluster_name: pulumi.Input[str] | None
     provider: k8s.Provider | None
-    tracking_uri: pulumi.Input[str] | None
+    tracking: TrackingClient | None
 
 
 @dataclass
@@ -103,8 +113,8 @@ class Platform:
             out[contract.OUTPUT_IMAGES[image]] = ref
         for role, output_name in contract.OUTPUT_BUCKETS.items():
             out[output_name] = self.datalake.bucket_names[role]
-        if f.tracking_uri is not None:
-            out[contract.OUTPUT_TRACKING_URI] = f.tracking_uri
+        if f.tracking is not None:
+            out[contract.OUTPUT_TRACKING_URI] = f.tracking.uri
         if self.model_server is not None:
             out["serving_namespace"] = self.model_server.namespace
             out["model_server_url"] = self.model_server.service_url
@@ -114,6 +124,8 @@ class Platform:
         out["vpc_id"] = f.vpc_id
         out["private_subnet_ids"] = f.private_subnet_ids
         out["compute_environment_arns"] = self.training.compute_environment_arns
+        if f.tracking is not None:
+            out[OUTPUT_TRACKING_SECRET] = f.tracking.secret_arn
         if self.serving is not None:
             out["cluster_name"] = self.serving.cluster_name
             out["cluster_endpoint"] = self.serving.endpoint
@@ -190,7 +202,7 @@ def build(config: PlatformConfig) -> Platform:
             config, tags, network, datalake, serving_cluster, images.refs[contract.IMAGE_TRACKING]
         )
         parts["tracking"] = tracking
-        foundation = dataclasses.replace(foundation, tracking_uri=tracking.tracking_uri)
+        foundation = dataclasses.replace(foundation, tracking=tracking.client)
     t = config.training
     training = TrainingCompute(
         f"{base}-training",
@@ -224,7 +236,7 @@ def build(config: PlatformConfig) -> Platform:
             job_attempts=t.job_attempts,
             log_retention_days=t.log_retention_days,
             shared_compute_environment_arns=foundation.compute_environment_arns,
-            tracking_uri=foundation.tracking_uri,
+            tracking=foundation.tracking,
         ),
     )
     # The drift alarm belongs to monitoring; the pipeline's rule finds it by its name.
@@ -416,7 +428,7 @@ def _own_foundation(
         cluster_name=serving.cluster_name if serving else None,
         provider=serving.provider if serving else None,
         # Set once the tracking server exists (it runs an image built after the registry).
-        tracking_uri=None,
+        tracking=None,
     )
 
 
@@ -456,7 +468,19 @@ def _referenced_foundation(config: PlatformConfig) -> Foundation:
         compute_environment_arns=need("compute_environment_arns"),
         cluster_name=need("cluster_name"),
         provider=provider,
-        tracking_uri=need(contract.OUTPUT_TRACKING_URI),
+        tracking=TrackingClient(
+            uri=need(contract.OUTPUT_TRACKING_URI),
+            username=MLFLOW_ADMIN_USER,
+            # The deployer reads the base stack's client password once; the PR stack's
+            # model server gets it through a Kubernetes Secret of its own namespace.
+            password=pulumi.Output.secret(
+                aws.secretsmanager.get_secret_version_output(
+                    secret_id=need(OUTPUT_TRACKING_SECRET)
+                ).secret_string
+            ),
+            secret_arn=need(OUTPUT_TRACKING_SECRET),
+            secret_key_arn=need(contract.OUTPUT_KMS_KEY_ARN),
+        ),
     )
 
 
@@ -490,7 +514,6 @@ def _serving_cluster(
             admin_principal_arns=s.admin_principal_arns,
             log_retention_days=config.monitoring.log_retention_days,
             deletion_protection=config.environment == "prod",
-            namespaces=(TRACKING_NAMESPACE,),
         ),
     )
 
@@ -518,6 +541,8 @@ def _model_server(
             cluster_name=foundation.cluster_name,
             namespace=namespace,
             image=image,
+            tracking_username=foundation.tracking.username if foundation.tracking else None,
+            tracking_password=foundation.tracking.password if foundation.tracking else None,
             env={
                 "MLOPS_SERVE_MODEL_NAME": s.model_name,
                 "MLOPS_SERVE_TRACKING_URI": tracking_uri,
@@ -557,6 +582,8 @@ def _tracking(
             cluster_security_group_id=serving.cluster_security_group_id,
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
+            # Batch jobs run in the private subnets.
+            client_cidrs=network.private_subnet_cidrs,
             image=image,
             models_bucket_name=datalake.bucket_names[contract.BUCKET_MODELS],
             models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
@@ -569,6 +596,9 @@ def _tracking(
             db_backup_retention_days=t.db_backup_retention_days,
             db_deletion_protection=t.db_deletion_protection,
             storage_gib=t.storage_gib,
+            workers=t.workers,
+            cpu=t.cpu,
+            memory=t.memory,
             protect=config.environment == "prod",
         ),
     )

@@ -63,6 +63,7 @@ AUTONAMED: dict[str, str] = {
     "aws:rds/instance:Instance": "identifier",
     "aws:rds/subnetGroup:SubnetGroup": "name",
     "aws:budgets/budget:Budget": "name",
+    "aws:secretsmanager/secret:Secret": "name",
 }
 # ARN service names that differ from the SDK module name.
 _ARN_SERVICE = {"cloudwatch/logGroup": "logs", "cloudwatch/eventRule": "events"}
@@ -152,6 +153,11 @@ class _Mocks(pulumi.runtime.Mocks):
                 "vpcId": f"vpc-{digest[17:29]}",
             }
             state["arn"] = f"arn:aws:eks:{region}:{account}:cluster/{resource_id}"
+        elif typ == "aws:secretsmanager/secret:Secret":
+            # Secrets Manager appends six random characters to the name in the ARN.
+            state["arn"] = (
+                f"arn:aws:secretsmanager:{region}:{account}:secret:{resource_id}-{digest[:6]}"
+            )
         elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
             resource_id = f"lt-{digest[:17]}"
             state["latestVersion"] = 1
@@ -199,6 +205,17 @@ class _Mocks(pulumi.runtime.Mocks):
                 "proxyEndpoint": f"https://{registry}.amazonaws.com",
                 "expiresAt": "2099-01-01T00:00:00Z",
                 "id": registry,
+            }
+        if token == "aws:secretsmanager/getSecretVersion:getSecretVersion":
+            secret_id = str(args.args.get("secretId", ""))
+            # Never a real secret: the program marks what it reads secret.
+            return {
+                "arn": secret_id,
+                "secretId": secret_id,
+                "secretString": f"offline-plan-{_digest(secret_id)[:16]}",
+                "versionId": "offline-plan",
+                "versionStages": ["AWSCURRENT"],
+                "id": secret_id,
             }
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}

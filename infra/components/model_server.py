@@ -15,6 +15,7 @@ from infra.planning import iam
 from infra.planning import k8s as manifests
 
 SERVER_NAME = "model-server"
+TRACKING_SECRET = "model-server-tracking"
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class ModelServerArgs:
     cluster_name: pulumi.Input[str]
     namespace: str
     image: pulumi.Input[str]
+    # The MLflow account the server reads the registry with (basic auth).
+    tracking_username: str | None
+    tracking_password: pulumi.Output[str] | None
     env: dict[str, pulumi.Input[str]]
     replicas: int
     max_replicas: int
@@ -74,7 +78,19 @@ class ModelServer(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=k8s_opts,
         )
-        deployment = pulumi.Output.all(image=args.image, **args.env).apply(
+        secret_env: dict[str, tuple[str, str]] = {}
+        plain_env: dict[str, pulumi.Input[str]] = dict(args.env)
+        if args.tracking_username is not None and args.tracking_password is not None:
+            k8s.core.v1.Secret(
+                f"{base}-tracking-secret",
+                metadata={"name": TRACKING_SECRET, "namespace": ns},
+                string_data={"password": args.tracking_password},
+                type="Opaque",
+                opts=k8s_opts,
+            )
+            plain_env["MLFLOW_TRACKING_USERNAME"] = args.tracking_username
+            secret_env["MLFLOW_TRACKING_PASSWORD"] = (TRACKING_SECRET, "password")
+        deployment = pulumi.Output.all(image=args.image, **plain_env).apply(
             lambda a: manifests.model_server_deployment(
                 name=SERVER_NAME,
                 namespace=ns,
@@ -90,6 +106,7 @@ class ModelServer(pulumi.ComponentResource):
                     "MLOPS_SERVE_PORT": str(manifests.SERVER_PORT),
                     "MLOPS_SERVE_DRAIN_GRACE_S": str(args.drain_seconds),
                 },
+                secret_env=secret_env,
             )
         )
         k8s.apps.v1.Deployment(

@@ -41,6 +41,7 @@ def _nth(index: int) -> Callable[[list[str]], str]:
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     private_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_cidrs: tuple[str, ...]
     public_subnet_ids: pulumi.Output[list[str]]
 
     def __init__(
@@ -222,6 +223,7 @@ class Network(pulumi.ComponentResource):
             )
 
         self.vpc_id = vpc.id
+        self.private_subnet_cidrs = tuple(str(p.cidr) for p in layout if p.tier == "private")
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["private"]])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in subnets["public"]])
         self.register_outputs(

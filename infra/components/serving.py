@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -51,7 +51,6 @@ class ServingClusterArgs:
     admin_principal_arns: tuple[str, ...]
     log_retention_days: int
     deletion_protection: bool
-    namespaces: tuple[str, ...] = field(default=())
 
 
 class ServingCluster(pulumi.ComponentResource):
@@ -220,13 +219,6 @@ class ServingCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_groups, *addons]),
         )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=provider)
-
-        for ns in args.namespaces:
-            k8s.core.v1.Namespace(
-                f"{base}-ns-{ns}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(**manifests.namespace_metadata(ns)),
-                opts=k8s_opts,
-            )
 
         # Encrypted gp3 with the platform key for every volume claim (the EBS CSI driver's).
         k8s.storage.v1.StorageClass(

@@ -1,9 +1,11 @@
-"""Tracking: the MLflow tracking server on the cluster and its backend database.
+"""Tracking: the MLflow tracking server on the cluster, its namespace and its database.
 
 staging/prod: RDS PostgreSQL, encrypted with the platform key, backed up, deletion-protected
-(and `protect`ed in prod), password generated as a Pulumi secret and handed to MLflow only
-through a Kubernetes Secret. dev: sqlite on an encrypted EBS volume, one replica.
-Artifacts go to the models bucket through EKS Pod Identity: no keys anywhere.
+(and `protect`ed in prod), password generated as a Pulumi secret. dev: sqlite on an
+encrypted EBS volume, one replica. MLflow runs its basic-auth app: only the platform's
+clients (the Batch jobs, through a Secrets Manager secret; the model server, through a
+Kubernetes Secret) may write, so nobody else in the VPC can move the `champion` alias.
+Clients write artifacts straight to the models bucket; the server only reads them (the UI).
 """
 
 from __future__ import annotations
@@ -26,6 +28,21 @@ from infra.planning.tags import resource_tags
 MLFLOW_NAME = "mlflow"
 DB_NAME = "mlflow"
 DB_USER = "mlflow"
+# The one MLflow account the platform's clients use (basic auth).
+MLFLOW_ADMIN_USER = "mlops-admin"
+
+
+@dataclass(frozen=True)
+class TrackingClient:
+    """What an MLflow client of the platform needs: where, and who it is (basic auth)."""
+
+    uri: pulumi.Input[str]
+    username: str
+    password: pulumi.Output[str]  # a Pulumi secret
+    # The Secrets Manager secret holding the password (Batch reads it at job start) and the
+    # KMS key it is encrypted with.
+    secret_arn: pulumi.Input[str]
+    secret_key_arn: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,8 @@ class TrackingArgs:
     cluster_security_group_id: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]
+    # Where MLflow's clients outside the cluster (Batch jobs) connect from.
+    client_cidrs: tuple[str, ...]
     image: pulumi.Input[str]
     models_bucket_name: pulumi.Input[str]
     models_bucket_arn: pulumi.Input[str]
@@ -51,6 +70,9 @@ class TrackingArgs:
     db_backup_retention_days: int
     db_deletion_protection: bool
     storage_gib: int
+    workers: int
+    cpu: str
+    memory: str
     protect: bool
 
 
@@ -63,23 +85,33 @@ def _load_balancer_url(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:
 
 class Tracking(pulumi.ComponentResource):
     tracking_uri: pulumi.Output[str]
-    cluster_tracking_uri: str
+    credentials_secret_arn: pulumi.Output[str]
+    client: TrackingClient
 
     def __init__(
         self, name: str, args: TrackingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlops:tracking:Tracking", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        child = pulumi.ResourceOptions(parent=self)
         base = f"{args.base_name}-tracking"
         ns = args.namespace
+        namespace = k8s.core.v1.Namespace(
+            f"{base}-ns",
+            metadata=k8s.meta.v1.ObjectMetaArgs(**manifests.namespace_metadata(ns)),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+        )
+        k8s_opts = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[namespace]
+        )
 
         pod_identity_role(
             base,
             parent=self,
             tags=args.tags,
+            # Clients write artifacts themselves; the server reads them for the UI.
             policy=pulumi.Output.all(args.models_bucket_arn, args.kms_key_arn).apply(
                 lambda a: json.dumps(
-                    iam.bucket_access_policy(read_arns=[], write_arns=[a[0]], kms_key_arn=a[1])
+                    iam.bucket_access_policy(read_arns=[a[0]], write_arns=[], kms_key_arn=a[1])
                 )
             ),
             bind_to=ServiceAccountRef(args.cluster_name, ns, MLFLOW_NAME),
@@ -91,24 +123,58 @@ class Tracking(pulumi.ComponentResource):
             opts=k8s_opts,
         )
 
-        secret_name: str | None = None
+        admin_password = random.RandomPassword(
+            f"{base}-admin-password", length=40, special=False, opts=child
+        )
+        session_key = random.RandomPassword(
+            f"{base}-session-key", length=64, special=False, opts=child
+        )
+        # Batch jobs read the client password from here (the job definitions' `secrets`).
+        credentials = aws.secretsmanager.Secret(
+            f"{base}-client-credentials",
+            description=f"{base}: password of MLflow user {MLFLOW_ADMIN_USER}",
+            kms_key_id=args.kms_key_arn,
+            recovery_window_in_days=7 if args.protect else 0,
+            tags=resource_tags(f"{base}-client-credentials", args.tags),
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{base}-client-credentials-version",
+            secret_id=credentials.id,
+            secret_string=admin_password.result,
+            opts=child,
+        )
+
+        secret_name = f"{MLFLOW_NAME}-server"
         if args.database == "rds":
-            secret_name = f"{MLFLOW_NAME}-database"
-            uri = self._rds(base, args)
-            k8s.core.v1.Secret(
-                f"{base}-db-secret",
-                metadata={"name": secret_name, "namespace": ns},
-                string_data={"uri": uri},
-                type="Opaque",
-                opts=k8s_opts,
-            )
+            backend_uri = self._rds(base, args)
         else:
+            backend_uri = pulumi.Output.from_input(manifests.MLFLOW_SQLITE_URI)
             pvc = manifests.persistent_volume_claim(
                 name=f"{MLFLOW_NAME}-data", namespace=ns, size_gib=args.storage_gib
             )
             k8s.core.v1.PersistentVolumeClaim(
                 f"{base}-data", metadata=pvc["metadata"], spec=pvc["spec"], opts=k8s_opts
             )
+        server_secret: dict[str, pulumi.Input[str]] = {
+            manifests.MLFLOW_SECRET_ADMIN_PASSWORD: admin_password.result,
+            manifests.MLFLOW_SECRET_FLASK_KEY: session_key.result,
+            # The users table lives in the tracking database itself.
+            manifests.MLFLOW_AUTH_FILE: backend_uri.apply(
+                lambda uri: manifests.mlflow_auth_config(
+                    database_uri=uri, admin_username=MLFLOW_ADMIN_USER
+                )
+            ),
+        }
+        if args.database == "rds":
+            server_secret[manifests.MLFLOW_SECRET_BACKEND_URI] = backend_uri
+        k8s.core.v1.Secret(
+            f"{base}-server-secret",
+            metadata={"name": secret_name, "namespace": ns},
+            string_data=pulumi.Output.secret(server_secret),
+            type="Opaque",
+            opts=k8s_opts,
+        )
 
         deployment = pulumi.Output.all(args.image, args.models_bucket_name).apply(
             lambda a: manifests.mlflow_deployment(
@@ -116,9 +182,13 @@ class Tracking(pulumi.ComponentResource):
                 namespace=ns,
                 image=a[0],
                 service_account=MLFLOW_NAME,
-                artifacts_destination=f"s3://{a[1]}/mlflow",
-                database_secret=secret_name,
+                artifact_root=f"s3://{a[1]}/mlflow",
+                secret_name=secret_name,
+                database="rds" if args.database == "rds" else "sqlite",
                 region=args.region,
+                workers=args.workers,
+                cpu=args.cpu,
+                memory=args.memory,
             )
         )
         k8s.apps.v1.Deployment(
@@ -133,8 +203,10 @@ class Tracking(pulumi.ComponentResource):
             component="tracking",
             port=manifests.MLFLOW_PORT,
             target="http",
-            # Batch jobs run outside the cluster: they reach MLflow through the VPC.
+            # Batch jobs run outside the cluster: they reach MLflow through the VPC, and
+            # only from the subnets they run in.
             internal_load_balancer=True,
+            source_ranges=list(args.client_cidrs),
         )
         service = k8s.core.v1.Service(
             f"{base}-svc", metadata=svc["metadata"], spec=svc["spec"], opts=k8s_opts
@@ -146,8 +218,17 @@ class Tracking(pulumi.ComponentResource):
             f"{base}-netpol", metadata=policy["metadata"], spec=policy["spec"], opts=k8s_opts
         )
         self.tracking_uri = service.status.apply(_load_balancer_url)
-        self.cluster_tracking_uri = manifests.service_url(MLFLOW_NAME, ns, manifests.MLFLOW_PORT)
-        self.register_outputs({"tracking_uri": self.tracking_uri})
+        self.credentials_secret_arn = credentials.arn
+        self.client = TrackingClient(
+            uri=self.tracking_uri,
+            username=MLFLOW_ADMIN_USER,
+            password=pulumi.Output.secret(admin_password.result),
+            secret_arn=credentials.arn,
+            secret_key_arn=args.kms_key_arn,
+        )
+        self.register_outputs(
+            {"tracking_uri": self.tracking_uri, "credentials_secret_arn": credentials.arn}
+        )
 
     def _rds(self, base: str, args: TrackingArgs) -> pulumi.Output[str]:
         child = pulumi.ResourceOptions(parent=self)

@@ -12,6 +12,7 @@ import pulumi_aws as aws
 
 from infra import defaults
 from infra.components.identity import service_role
+from infra.components.tracking import TrackingClient
 from infra.planning import iam
 from infra.planning.pipeline import BATCH_JOBS, retry_strategy
 from infra.planning.tags import resource_tags
@@ -46,8 +47,8 @@ class TrainingComputeArgs:
     log_retention_days: int
     # Set for ephemeral stacks: queue onto these instead of creating environments.
     shared_compute_environment_arns: pulumi.Input[list[str]] | None = None
-    # The MLflow server the jobs log to (none on the local stack: the demo runs its own).
-    tracking_uri: pulumi.Input[str] | None = None
+    # The MLflow server the jobs log to, and their credentials for it.
+    tracking: TrackingClient | None = None
 
 
 def _container_properties(
@@ -58,8 +59,15 @@ def _container_properties(
     def render(a: dict[str, Any]) -> str:
         environment = [{"name": k, "value": a[k]} for k in env_names]
         environment.append({"name": "AWS_REGION", "value": args.region})
+        # Injected by the ECS agent at start (execution role), never in the definition.
+        secrets = (
+            [{"name": "MLFLOW_TRACKING_PASSWORD", "valueFrom": a["tracking_secret"]}]
+            if "tracking_secret" in a
+            else []
+        )
         return json.dumps(
             {
+                "secrets": secrets,
                 "image": a["image"],
                 "command": ["python", "-m", f"training_jobs.{job}"],
                 "jobRoleArn": a["job_role"],
@@ -150,12 +158,25 @@ class TrainingCompute(pulumi.ComponentResource):
             tags=args.tags,
         )
         repository_arns = [args.jobs_repository_arn] if args.jobs_repository_arn else []
+        tracking = args.tracking
+        secret_arns: list[pulumi.Input[str]] = [tracking.secret_arn] if tracking else []
+        secret_keys: list[pulumi.Input[str]] = [tracking.secret_key_arn] if tracking else []
         execution_role = service_role(
             f"{base}-execution",
             service="ecs-tasks.amazonaws.com",
-            policy=pulumi.Output.all(log_group.arn, *repository_arns).apply(
+            policy=pulumi.Output.all(
+                log_group.arn,
+                pulumi.Output.all(*repository_arns),
+                pulumi.Output.all(*secret_arns),
+                pulumi.Output.all(*secret_keys),
+            ).apply(
                 lambda a: json.dumps(
-                    iam.execution_role_policy(repository_arns=list(a[1:]), log_group_arn=a[0])
+                    iam.execution_role_policy(
+                        log_group_arn=a[0],
+                        repository_arns=list(a[1]),
+                        secret_arns=list(a[2]),
+                        secret_key_arns=list(a[3]),
+                    )
                 )
             ),
             parent=self,
@@ -168,8 +189,11 @@ class TrainingCompute(pulumi.ComponentResource):
         }
         # MLflow's usage reporting would reach for the internet from private subnets.
         job_env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-        if args.tracking_uri is not None:
-            job_env["MLOPS_TRACKING_URI"] = args.tracking_uri
+        extra: dict[str, pulumi.Input[str]] = {}
+        if tracking is not None:
+            job_env["MLOPS_TRACKING_URI"] = tracking.uri
+            job_env["MLFLOW_TRACKING_USERNAME"] = tracking.username
+            extra["tracking_secret"] = tracking.secret_arn
         definitions: dict[str, pulumi.Output[str]] = {}
         for job in BATCH_JOBS:
             definition_name = f"{base}-{job}"
@@ -178,6 +202,7 @@ class TrainingCompute(pulumi.ComponentResource):
                 job_role=job_role.arn,
                 execution_role=execution_role.arn,
                 log_group=log_group.name,
+                **extra,
                 **job_env,
             ).apply(_container_properties(job, args, sorted(job_env)))
             definition = aws.batch.JobDefinition(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 PolicyDocument = dict[str, Any]
@@ -180,10 +181,33 @@ def job_role_policy(
     }
 
 
-def execution_role_policy(*, repository_arns: list[str], log_group_arn: str) -> PolicyDocument:
+def execution_role_policy(
+    *,
+    repository_arns: list[str],
+    log_group_arn: str,
+    secret_arns: Sequence[str] = (),
+    secret_key_arns: Sequence[str] = (),
+) -> PolicyDocument:
     """What the container agent needs to start a job: pull the image (from ECR, when the
-    image is there), write its logs."""
+    image is there), read the secrets the definition injects, write its logs."""
     statements: list[dict[str, Any]] = []
+    if secret_arns:
+        statements += [
+            {
+                "Sid": "ReadJobSecrets",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": sorted(secret_arns),
+            },
+            {
+                "Sid": "DecryptJobSecrets",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": sorted(set(secret_key_arns)),
+                # Only to open the secrets, through Secrets Manager (of any region).
+                "Condition": {"StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"}},
+            },
+        ]
     if repository_arns:
         statements += [
             {

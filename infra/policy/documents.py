@@ -150,6 +150,7 @@ UNTAGGABLE = frozenset(
         "aws:cloudwatch/dashboard:Dashboard",
         "aws:sns/topicSubscription:TopicSubscription",
         "aws:sns/topicPolicy:TopicPolicy",
+        "aws:secretsmanager/secretVersion:SecretVersion",
         "aws:iam/policyAttachment:PolicyAttachment",
         "aws:budgets/budget:Budget",
         "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",

@@ -19,6 +19,7 @@ replace-forcing table (`replacements.py`), and carries one or more classes:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from infra import policy
 from mlops.plan import Plan, PlanResource
 from mlops.review import cost
 from mlops.review.replacements import REPLACE_ON, path_matches, replacing_paths
+from training_jobs import contract
 
 DATA_DESTRUCTIVE = "data-destructive"
 SECURITY = "security"
@@ -138,12 +140,28 @@ class ResourceChange:
 
 
 @dataclass(frozen=True)
+class ImageRebuild:
+    """An image whose sources changed, and the workloads that roll onto the new build."""
+
+    name: str
+    context_before: str | None  # the context digests (None: the image is new)
+    context_after: str | None
+    rolls: list[str]  # names of the job definitions and Deployments taking the new digest
+
+    def describe(self) -> str:
+        before = (self.context_before or "none")[:12]
+        after = (self.context_after or "none")[:12]
+        return f"sources changed (context {before} → {after})"
+
+
+@dataclass(frozen=True)
 class PlanDiff:
     base: Plan
     head: Plan
     changes: list[ResourceChange]
     unchanged: int
     notes: list[str] = field(default_factory=list)
+    rebuilds: list[ImageRebuild] = field(default_factory=list)
 
     def count(self, cls: str) -> int:
         return sum(c.has(cls) for c in self.changes)
@@ -515,8 +533,62 @@ def diff_plans(base: Plan, head: Plan) -> PlanDiff:
                 dependencies=list(r.dependencies),
             )
         )
+    changes, rebuilds = _attribute_rebuilds(changes, b, h)
     changes.sort(key=lambda c: (c.severity, c.urn))
-    return PlanDiff(base, head, changes, unchanged, notes)
+    return PlanDiff(base, head, changes, unchanged, notes, rebuilds)
+
+
+IMAGE_TYPE = "docker-build:index:Image"
+_DIGEST_REF = "@sha256:"
+
+
+def _context(r: PlanResource | None) -> str | None:
+    labels = (r.inputs.get("labels") or {}) if r is not None else {}
+    value = labels.get(contract.IMAGE_LABEL_CONTEXT_DIGEST)
+    return str(value) if value else None
+
+
+def _attribute_rebuilds(
+    changes: list[ResourceChange],
+    base: Mapping[str, PlanResource],
+    head: Mapping[str, PlanResource],
+) -> tuple[list[ResourceChange], list[ImageRebuild]]:
+    """Which workloads roll because an image they run was rebuilt from changed sources:
+    the workload depends on the image and its image reference changed."""
+    images = {c.urn: c for c in changes if c.type == IMAGE_TYPE and c.action != "delete"}
+    if not images:
+        return changes, []
+    rolls: dict[str, list[str]] = {urn: [] for urn in images}
+    out = []
+    for c in changes:
+        sources = [u for u in c.dependencies if u in images]
+        moved = any(_DIGEST_REF in str(p.after) for p in c.properties)
+        if sources and moved and c.action != "delete":
+            for urn in sources:
+                rolls[urn].append(c.name)
+            image = images[sources[0]]
+            why = f"rolls onto image {image.name} rebuilt from changed sources"
+            c = dataclasses.replace(
+                c, reasons={**c.reasons, SERVING: [*c.reasons.get(SERVING, []), why]}
+            )
+        out.append(c)
+    rebuilds = []
+    for urn, image in images.items():
+        after = next(r for r in out if r.urn == urn)
+        rebuild = ImageRebuild(
+            name=image.name,
+            context_before=_context(base.get(urn)),
+            context_after=_context(head.get(urn)),
+            rolls=sorted(rolls[urn]),
+        )
+        rebuilds.append(rebuild)
+        why = rebuild.describe() + (
+            f"; rolls {', '.join(rebuild.rolls)}" if rebuild.rolls else "; nothing runs it"
+        )
+        out[out.index(after)] = dataclasses.replace(
+            after, reasons={**after.reasons, SERVING: [*after.reasons.get(SERVING, []), why]}
+        )
+    return out, rebuilds
 
 
 def _option_changes(old: PlanResource, new: PlanResource) -> list[PropertyChange]:

@@ -147,6 +147,13 @@ def _sections(review: Review) -> list[Section]:
             empty="None.",
         ),
     ]
+    rebuilt = [
+        f"- {_code(r.name)}: {_cell(r.describe())} → rolls "
+        + (", ".join(_code(n) for n in r.rolls) or "nothing")
+        for r in d.rebuilds
+    ]
+    if rebuilt:
+        out.append(Section("### 🔁 Images rebuilt, and the workloads that roll", rebuilt))
     new = review.new_findings
     rows = [
         f"| {f.rule_id} | {f.enforcement} | {f.severity} | {_code(f.name)} | {_cell(f.message)} |"
@@ -309,6 +316,6 @@ def _money(usd: float) -> str:
 
 def _plain_title(title: str) -> str:
     text = title.split("\n", 1)[0]
-    for junk in ("<details><summary>", "</summary>", "### ", "🔴 ", "🟠 ", "💲 ", "⏱️ "):
+    for junk in ("<details><summary>", "</summary>", "### ", "🔴 ", "🟠 ", "💲 ", "⏱️ ", "🔁 "):
         text = text.replace(junk, "")
     return text.strip()

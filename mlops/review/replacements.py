@@ -147,6 +147,11 @@ REPLACE_ON: dict[str, ReplaceRule] = {
     "aws:sns/topic:Topic": _aws("name", "namePrefix", "fifoTopic"),
     "aws:sns/topicSubscription:TopicSubscription": _aws("topic", "protocol", "endpoint"),
     "aws:sns/topicPolicy:TopicPolicy": _aws("arn"),
+    # --- secrets ------------------------------------------------------------------------
+    "aws:secretsmanager/secret:Secret": _aws("name", "namePrefix"),
+    "aws:secretsmanager/secretVersion:SecretVersion": _aws(
+        "secretId", "secretString", "secretBinary", note="a new value is a new version"
+    ),
     "aws:cloudwatch/metricAlarm:MetricAlarm": _aws("name"),
     "aws:cloudwatch/dashboard:Dashboard": _aws("dashboardName"),
     "aws:budgets/budget:Budget": _aws("accountId", "name", "namePrefix"),

@@ -110,6 +110,19 @@ def delete_repository(resource: Found, ctx: Context) -> str:
     return f"deleted {total} image(s), then the repository"
 
 
+def delete_image_tag(resource: Found, ctx: Context) -> str:
+    """Remove one tag a per-PR stack pushed; the image goes with it unless another tag (a
+    long-lived stack's, for the same bytes) still holds it."""
+    repository, _, tag = resource.name.rpartition(":")
+    response = ctx.clients("ecr").batch_delete_image(
+        repositoryName=repository, imageIds=[{"imageTag": tag}]
+    )
+    for failure in response.get("failures", []):
+        if failure.get("failureCode") != "ImageNotFound":
+            raise SweepError(f"image {tag}: {failure.get('failureReason')}")
+    return f"deleted image tag {tag} from {repository}"
+
+
 # --- CloudWatch Logs, alarms, SNS, Step Functions, EventBridge --------------------------
 
 
@@ -352,6 +365,7 @@ def delete_security_group(resource: Found, ctx: Context) -> str:
 
 DELETERS: dict[str, Callable[[Found, Context], str]] = {
     "s3:bucket": delete_bucket,
+    "ecr:image-tag": delete_image_tag,
     "ecr:repository": delete_repository,
     "logs:log-group": delete_log_group,
     "cloudwatch:alarm": delete_alarm,

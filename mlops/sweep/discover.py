@@ -14,8 +14,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.sweep.select import Found, Selector, is_candidate, kind_and_name
-from training_jobs.contract import TAG_ENVIRONMENT, TAG_EXPIRES_AT, TAG_STACK
+from mlops.sweep.select import EPHEMERAL, Found, Selector, is_candidate, kind_and_name
+from training_jobs.contract import (
+    EPHEMERAL_STACK_PREFIX,
+    TAG_ENVIRONMENT,
+    TAG_EXPIRES_AT,
+    TAG_STACK,
+    image_tag_prefix,
+)
 
 ClientFactory = Callable[[str], Any]
 
@@ -50,6 +56,32 @@ def ecr_repositories(clients: ClientFactory) -> Iterator[Found]:
             arn = repo["repositoryArn"]
             tags = ecr.list_tags_for_resource(resourceArn=arn).get("tags")
             yield Found("ecr:repository", repo["repositoryName"], arn, _pairs(tags))
+
+
+def ecr_stack_images(clients: ClientFactory, selector: Selector) -> Iterator[Found]:
+    """Images a per-PR stack pushed into its base stack's repositories: an image is not a
+    taggable resource, so its ECR tag (`pr-<n>-<build>`, which only a `pr-<n>` stack pushes)
+    says whose it is. Only for `--stack`: the repositories' lifecycle policy expires what a
+    reaped stack left."""
+    if selector.stack is None or not selector.stack.startswith(EPHEMERAL_STACK_PREFIX):
+        return
+    prefix = image_tag_prefix(selector.stack)
+    ecr = clients("ecr")
+    for page in ecr.get_paginator("describe_repositories").paginate():
+        for repo in page["repositories"]:
+            name = repo["repositoryName"]
+            for images in ecr.get_paginator("list_images").paginate(
+                repositoryName=name, filter={"tagStatus": "TAGGED"}
+            ):
+                for image in images["imageIds"]:
+                    tag = image.get("imageTag", "")
+                    if tag.startswith(prefix):
+                        yield Found(
+                            "ecr:image-tag",
+                            f"{name}:{tag}",
+                            f"{repo['repositoryArn']}:{tag}",
+                            {TAG_STACK: selector.stack, TAG_ENVIRONMENT: EPHEMERAL},
+                        )
 
 
 def eks_clusters(clients: ClientFactory) -> Iterator[Found]:
@@ -145,7 +177,8 @@ def discover(clients: ClientFactory, selector: Selector) -> tuple[list[Found], l
     found: dict[str, Found] = {}
     errors: list[str] = []
     sources: list[tuple[str, Callable[[], Iterator[Found]]]] = [
-        ("tagging API", partial(from_tagging_api, clients, selector))
+        ("tagging API", partial(from_tagging_api, clients, selector)),
+        ("ecr_stack_images", partial(ecr_stack_images, clients, selector)),
     ]
     sources += [(f.__name__, partial(f, clients)) for f in PER_SERVICE]
     for label, source in sources:

@@ -100,6 +100,7 @@ DELETION_ORDER: tuple[str, ...] = (
     "batch:compute-environment",
     "eks:cluster",
     "s3:bucket",
+    "ecr:image-tag",
     "ecr:repository",
     "logs:log-group",
     "iam:instance-profile",
@@ -113,6 +114,7 @@ DELETION_ORDER: tuple[str, ...] = (
 BILLING_KINDS: frozenset[str] = frozenset(
     {
         "s3:bucket",
+        "ecr:image-tag",
         "ecr:repository",
         "logs:log-group",
         "batch:compute-environment",

@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops import recorder
 from mlops.plan import Plan
-from mlops.stackfiles import find_project, read_stack_config
-from tests.conftest import ROOT, SHIPPED_STACKS
-
-_cache: dict[str, Plan] = {}
-
-
-def plan_for(stack: str) -> Plan:
-    if stack not in _cache:
-        project = find_project(ROOT)
-        _cache[stack] = recorder.record(project, stack, read_stack_config(project, stack))
-    return _cache[stack]
+from tests.conftest import SHIPPED_STACKS, plan_for
 
 
 @pytest.fixture(scope="session", params=SHIPPED_STACKS)

@@ -135,8 +135,13 @@ def test_model_server_deployment_is_hardened(dev_plan: Plan) -> None:
     assert container["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
     assert container["resources"]["limits"] == {"cpu": "2000m", "memory": "2Gi"}
     assert container["imagePullPolicy"] == "Always"
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["MLOPS_SERVE_CAPTURE_BUCKET"] == dev_plan.outputs["captures_bucket"]
+    # The registry is read with the platform's MLflow account, its password from a Secret.
+    assert env["MLFLOW_TRACKING_PASSWORD"] == {
+        "secretKeyRef": {"name": "model-server-tracking", "key": "password"}
+    }
+    assert _objects(dev_plan)[("Secret", "model-server-tracking")]["stringData"] == "[secret]"
     # In the cluster MLflow is reached by Service name; jobs use the load balancer address.
     assert env["MLOPS_SERVE_TRACKING_URI"] == "http://mlflow.mlflow.svc.cluster.local:5000"
     drain = int(env["MLOPS_SERVE_DRAIN_GRACE_S"])
@@ -166,8 +171,18 @@ def test_tracking_uses_rds_in_prod_with_secret_password(prod_plan: Plan) -> None
     assert inputs["deletionProtection"] is True and inputs["multiAz"] is True
     assert inputs["backupRetentionPeriod"] == 14 and inputs["publiclyAccessible"] is False
     assert inputs["password"] == "[secret]", "the DB password must stay a Pulumi secret"
-    secret = _objects(prod_plan)[("Secret", "mlflow-database")]
+    secret = _objects(prod_plan)[("Secret", "mlflow-server")]
     assert secret["stringData"] == "[secret]"
+    # The database URI (with its password) reaches MLflow only through the Secret: never
+    # on the command line, where `ps` on the node would show it.
+    container = _objects(prod_plan)[("Deployment", "mlflow")]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert not any("postgresql" in arg for arg in container["command"] + container["args"])
+    backend = next(e for e in container["env"] if e["name"] == "MLFLOW_BACKEND_STORE_URI")
+    assert backend["valueFrom"] == {
+        "secretKeyRef": {"name": "mlflow-server", "key": "backend-store-uri"}
+    }
     assert "password" not in json.dumps(prod_plan.outputs).lower()
     sg = next(
         g
@@ -205,10 +220,12 @@ def test_dev_tracking_uses_a_volume_not_rds(dev_plan: Plan) -> None:
     objects = _objects(dev_plan)
     assert ("PersistentVolumeClaim", "mlflow-data") in objects
     args = objects[("Deployment", "mlflow")]["spec"]["template"]["spec"]["containers"][0]["args"]
+    # Clients write artifacts to the models bucket themselves; the server does not proxy.
     assert (
-        args[args.index("--artifacts-destination") + 1]
+        args[args.index("--default-artifact-root") + 1]
         == f"s3://{dev_plan.outputs['models_bucket']}/mlflow"
     )
+    assert "--no-serve-artifacts" in args
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -223,7 +240,7 @@ def test_kubernetes_objects_validate_against_the_cluster_version_schema(
         obj = yaml.safe_load(path.read_text())
         if obj["apiVersion"].startswith("monitoring.coreos.com/"):
             continue  # CRDs of the Prometheus operator: checked in test_monitoring.py
-        if obj["kind"] == "Secret":
+        if obj["kind"] == "Secret" and obj["stringData"] == "[secret]":
             obj["stringData"] = {"uri": "redacted"}  # the plan shows "[secret]" in its place
         kubernetes_validate.validate(obj, f"{version}.0", strict=True)
 

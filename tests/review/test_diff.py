@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlops.plan import Plan
-from mlops.review import diff
+from mlops.review import diff, markdown
 from mlops.review.diff import COST, DATA_DESTRUCTIVE, SECURITY, SERVING, diff_plans
+from tests.conftest import ROOT
 from tests.review.conftest import mutate
 
 
@@ -224,6 +229,8 @@ def test_security_rules_are_the_security_and_resilience_resource_rules() -> None
         "MLOPS-SG-001", "MLOPS-SG-002", "MLOPS-SG-003",
         "MLOPS-LOG-001", "MLOPS-LOG-002",
         "MLOPS-SNS-001",
+        # Since: a workload newly running an image by tag is a security change.
+        "MLOPS-IMG-001",
     }  # fmt: skip
     assert all(r.category in ("security", "resilience") for r in diff._SECURITY_RULES)
 
@@ -251,3 +258,46 @@ def test_load_plan_errors(tmp_path: Path, prod: Plan) -> None:
         diff.load_plan(tmp_path / "future.json")
     (tmp_path / "ok.json").write_text(prod.to_json())
     assert len(diff.load_plan(tmp_path / "ok.json").resources) == len(prod.resources)
+
+
+def _checkout_plan(root: Path, stack: str, out: Path) -> Plan:
+    """`mlops plan` of the checkout at `root` (its own sources), as CI records base/head."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops", "plan", "--stack", stack, "--json", str(out)],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return Plan.load(out)
+
+
+def test_a_source_change_rolls_exactly_the_workloads_running_its_image(tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    for entry in ("infra", "mlops", "mlops_local", "training_jobs", "images"):
+        shutil.copytree(
+            ROOT / entry, checkout / entry, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    for path in ROOT.glob("Pulumi*.yaml"):
+        shutil.copy(path, checkout)
+    shutil.copy(ROOT / "pyproject.toml", checkout)
+    base = _checkout_plan(checkout, "dev", tmp_path / "base.json")
+    with (checkout / "training_jobs" / "serve" / "app.py").open("a") as source:
+        source.write("\n# a reviewed change to the model server\n")
+    head = _checkout_plan(checkout, "dev", tmp_path / "head.json")
+
+    d = diff_plans(base, head)
+
+    by_name = {r.name: r for r in d.rebuilds}
+    # The server and jobs images both contain training_jobs; the tracking image does not.
+    assert set(by_name) == {"mlops-dev-image-server", "mlops-dev-image-jobs"}
+    assert by_name["mlops-dev-image-server"].rolls == ["mlops-dev-model-server"]
+    assert by_name["mlops-dev-image-jobs"].rolls == sorted(
+        f"mlops-dev-training-{job}" for job in ("prepare", "train", "evaluate", "register", "drift")
+    )
+    server = _change(d, "mlops-dev-model-server")
+    assert server.has(SERVING) and server.action == "update"
+    assert any("rebuilt from changed sources" in why for why in server.reasons[SERVING])
+    assert not any(c.name == "mlops-dev-tracking-server" for c in d.changes)
+    comment = markdown.render(markdown.build_review(base, head))
+    assert "Images rebuilt, and the workloads that roll" in comment
+    assert "`mlops-dev-model-server`" in comment

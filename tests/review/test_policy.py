@@ -45,6 +45,14 @@ _RDS_OK = {
     "multiAz": True,
 }
 _SG = "aws:ec2/securityGroup:SecurityGroup"
+# A registry with a port: its colon is not a tag.
+_REPO = "localhost:5001/mlops-jobs"
+
+
+def _deployment(image: str) -> dict[str, Any]:
+    pod = {"containers": [{"name": "c", "image": image}]}
+    return {"kind": "Deployment", "spec": {"template": {"spec": pod}}}
+
 
 # (rule, type, passing inputs, failing inputs, environment)
 RESOURCE_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
@@ -329,6 +337,20 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str]] = [
         "dev",
     ),
     ("MLOPS-TAG-001", "aws:s3/bucket:Bucket", {"tags": TAGS}, {"tags": {"Name": "x"}}, "dev"),
+    (
+        "MLOPS-IMG-001",
+        "aws:batch/jobDefinition:JobDefinition",
+        {"containerProperties": json.dumps({"image": f"{_REPO}@sha256:{'a' * 64}"})},
+        {"containerProperties": json.dumps({"image": f"{_REPO}:0.1.0"})},
+        "dev",
+    ),
+    (
+        "MLOPS-IMG-001",
+        "kubernetes:apps/v1:Deployment",
+        _deployment(f"{_REPO}@sha256:{'b' * 64}"),
+        _deployment(f"{_REPO}:v1@sha256:{'b' * 64}"),  # a tag beside the digest
+        "dev",
+    ),
 ]
 
 
@@ -447,6 +469,20 @@ def _vpc_stack(*, flow_log: bool) -> list[Resource]:
     return [vpc, flow] if flow_log else [vpc]
 
 
+def _image_stack(*, wired: bool) -> list[Resource]:
+    image = Resource(
+        "u:img", "docker-build:index:Image", "img", {"tags": [f"{_REPO}:dev-0123456789abcdef"]}
+    )
+    definition = Resource(
+        "u:jobs",
+        "aws:batch/jobDefinition:JobDefinition",
+        "jobs",
+        {"containerProperties": json.dumps({"image": f"{_REPO}@sha256:{'c' * 64}"})},
+        ("u:img",) if wired else (),
+    )
+    return [image, definition]
+
+
 _BUCKET_DROPS = [
     ("MLOPS-S3-001", "sse"),
     ("MLOPS-S3-003", "sse"),
@@ -461,6 +497,7 @@ STACK_CASES: list[tuple[str, list[Resource], list[Resource], list[str]]] = [
     *((rule_id, _bucket_stack(), _bucket_stack(**{drop: True}), ["b"]) for rule_id, drop in _BUCKET_DROPS),
     ("MLOPS-ECR-004", _ecr_stack(lifecycle=True), _ecr_stack(lifecycle=False), ["repo"]),
     ("MLOPS-VPC-001", _vpc_stack(flow_log=True), _vpc_stack(flow_log=False), ["vpc"]),
+    ("MLOPS-IMG-002", _image_stack(wired=True), _image_stack(wired=False), ["jobs"]),
 ]  # fmt: skip
 
 
@@ -531,12 +568,13 @@ def test_categories_are_the_declared_ones() -> None:
 
 def test_rules_keep_their_order_and_ids_are_unique() -> None:
     ids = [r.id for r in policy.RULES]
-    assert len(ids) == len(set(ids)) == len(RULES_BY_ID) == 44
+    assert len(ids) == len(set(ids)) == len(RULES_BY_ID) == 46
     services = list(dict.fromkeys(i.split("-")[1] for i in ids))
     # The order `mlops policy --json` has always listed: services in this order (one module
     # each, contiguous), ids ascending within a service.
     assert services == [
         "S3", "KMS", "ECR", "EKS", "IAM", "EC2", "RDS", "SG", "VPC", "LOG", "SNS", "SFN", "BATCH", "TAG",
+        "IMG",
     ]  # fmt: skip
     assert ids == sorted(ids, key=lambda i: (services.index(i.split("-")[1]), i))
     assert policy.registered() == policy.RULES

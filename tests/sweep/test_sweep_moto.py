@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from mlops.sweep.command import sweep_command
 from mlops.sweep.delete import Context
 from mlops.sweep.run import sweep
 from mlops.sweep.select import Selector
-from tests.sweep.conftest import NOW, REGION, Aws, StackSet, World, receipt
+from tests.sweep.conftest import MANIFEST, NOW, REGION, Aws, StackSet, World, receipt
 from tests.sweep.conftest import POLICY as POLICY_DOC
 
 pytestmark = pytest.mark.e2e
@@ -322,3 +323,36 @@ def test_the_other_kinds_go_too(aws: Aws, world: World) -> None:
     assert aws("eks").list_clusters()["clusters"] == []
     assert policy not in {p["Arn"] for p in aws("iam").list_policies(Scope="Local")["Policies"]}
     assert topic not in {t["TopicArn"] for t in aws("sns").list_topics()["Topics"]}
+
+
+def _push(aws: Aws, repository: str, config_digit: str, *tags: str) -> None:
+    manifest = json.loads(MANIFEST)
+    manifest["config"]["digest"] = "sha256:" + config_digit * 64
+    for tag in tags:
+        aws("ecr").put_image(
+            repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag
+        )
+
+
+def _tags(aws: Aws, repository: str) -> set[str]:
+    images = aws("ecr").list_images(repositoryName=repository, filter={"tagStatus": "TAGGED"})
+    return {i["imageTag"] for i in images["imageIds"]}
+
+
+def test_sweep_removes_the_images_a_pr_stack_pushed_into_its_base_stacks_repository(
+    aws: Aws, world: World, tmp_path: Path
+) -> None:
+    repo = world.dev.repository  # the base stack's: tagged environment dev
+    _push(aws, repo, "1", "pr-7-0123456789abcdef")
+    _push(aws, repo, "2", "pr-70-0123456789abcdef")  # another PR whose number starts alike
+    # The same bytes pushed by dev and by pr-7: only pr-7's tag may go.
+    _push(aws, repo, "3", "dev-fedcba9876543210", "pr-7-fedcba9876543210")
+    before = _tags(aws, repo)
+
+    result = sweep(aws, Selector(now=parse_utc(NOW), stack="pr-7"), region=REGION, delete=True)
+
+    assert _tags(aws, repo) == before - {"pr-7-0123456789abcdef", "pr-7-fedcba9876543210"}
+    deleted = {(d["kind"], d["name"]) for d in result.deleted}
+    assert ("ecr:image-tag", f"{repo}:pr-7-0123456789abcdef") in deleted
+    assert ("ecr:repository", repo) not in deleted
+    assert not [r for r in result.remaining if r["kind"] == "ecr:image-tag"]
