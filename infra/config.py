@@ -263,7 +263,13 @@ class TrainingConfig(_Section):
         "'cron(0 3 ? * MON *)'; null for none.",
     )
 
-    @field_validator("schedule")
+    drift_schedule: str | None = Field(
+        "rate(1 day)",
+        description="EventBridge Scheduler expression for the drift job (it publishes the "
+        "MaxDriftScore the drift alarm, and so retraining, depends on); null for none.",
+    )
+
+    @field_validator("schedule", "drift_schedule")
     @classmethod
     def _schedule_expression(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^(rate|cron)\(.+\)$", value):
@@ -308,23 +314,58 @@ def _default_node_groups() -> tuple[NodeGroupConfig, ...]:
     )
 
 
-# Versions current for Kubernetes 1.33 (aws eks describe-addon-versions); pin per stack.
+# Versions for Kubernetes 1.36 (`aws eks describe-addon-versions --kubernetes-version 1.36`);
+# the support calendar (infra/planning/support.py) dates the Kubernetes version itself.
+DEFAULT_KUBERNETES_VERSION = "1.36"
 DEFAULT_ADDON_VERSIONS: dict[str, str] = {
-    "vpc-cni": "v1.20.1-eksbuild.1",
-    "coredns": "v1.12.2-eksbuild.4",
-    "kube-proxy": "v1.33.0-eksbuild.2",
-    "eks-pod-identity-agent": "v1.3.8-eksbuild.2",
-    "aws-ebs-csi-driver": "v1.46.0-eksbuild.1",
+    "vpc-cni": "v1.22.4-eksbuild.3",
+    "coredns": "v1.14.3-eksbuild.23",
+    "kube-proxy": "v1.36.0-eksbuild.25",
+    "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
+    "aws-ebs-csi-driver": "v1.66.0-eksbuild.1",
+    # The HPA's source of CPU metrics.
+    "metrics-server": "v0.9.0-eksbuild.11",
 }
+
+
+class DeployerConfig(_Section):
+    """Where `pulumi up` runs, so the Kubernetes API endpoint admits it (and nothing else)."""
+
+    location: Literal["public", "in_vpc"] = Field(
+        "public",
+        description="public: the deployer reaches the API over the internet from "
+        "public_cidrs (e.g. a self-hosted runner's NAT address); in_vpc: it runs inside the "
+        "VPC or a connected network (a runner or CodeBuild in a private subnet) and the "
+        "endpoint is private only.",
+    )
+    public_cidrs: tuple[ipaddress.IPv4Network, ...] = Field(
+        (),
+        max_length=40,
+        description="location public: the deployer's egress CIDRs (EKS allows at most 40); "
+        "never the whole internet in prod.",
+    )
+    in_vpc_cidrs: tuple[ipaddress.IPv4Network, ...] = Field(
+        (),
+        description="location in_vpc: the CIDRs the deployer connects from (a runner subnet); "
+        "the cluster security group admits HTTPS from them.",
+    )
 
 
 class ServingConfig(_Section):
     enabled: bool = Field(True, description="Build the EKS serving cluster and model server.")
-    kubernetes_version: str = Field("1.33", description="Pinned EKS Kubernetes version.")
-    public_access_cidrs: tuple[ipaddress.IPv4Network, ...] = Field(
-        (),
-        description="CIDRs allowed to reach the public API endpoint; empty keeps the endpoint "
-        "private only.",
+    kubernetes_version: str = Field(
+        DEFAULT_KUBERNETES_VERSION,
+        description="Pinned EKS Kubernetes version; must be in standard support on the day "
+        "the plan is made (see `mlops policy`, MLOPS-SUP-001).",
+    )
+    deployer: DeployerConfig = Field(
+        default_factory=DeployerConfig,
+        description="Where `pulumi up` runs: the API endpoint admits exactly that.",
+    )
+    expose: Literal["cluster", "internal_lb"] = Field(
+        "internal_lb",
+        description="How the model server is reached: cluster (a ClusterIP Service only) or "
+        "internal_lb (also an internal NLB, open to the VPC's private subnets).",
     )
     node_groups: tuple[NodeGroupConfig, ...] = Field(
         default_factory=_default_node_groups, description="Managed node groups."
@@ -339,14 +380,13 @@ class ServingConfig(_Section):
     addon_versions: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_ADDON_VERSIONS),
         description="Pinned EKS add-on versions; every one of vpc-cni, coredns, kube-proxy, "
-        "eks-pod-identity-agent and aws-ebs-csi-driver must be listed.",
+        "eks-pod-identity-agent, aws-ebs-csi-driver and metrics-server must be listed.",
     )
     server_cpu: str = Field("1", description="CPU request (and limit) per server pod.")
     server_memory: str = Field("2Gi", description="Memory request and limit per server pod.")
     drain_seconds: int = Field(
         20, ge=1, le=600, description="Time the server drains in-flight requests on SIGTERM."
     )
-    model_name: str = Field("churn", description="Registered model the server loads.")
 
     @field_validator("server_cpu")
     @classmethod
@@ -381,8 +421,8 @@ class ServingConfig(_Section):
     @field_validator("kubernetes_version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not re.match(r"^1\.(2[89]|3[0-9])$", value):
-            raise ValueError("expected a supported EKS version such as '1.33' (1.28 to 1.39)")
+        if not re.match(r"^1\.[0-9]{2}$", value):
+            raise ValueError("expected an EKS version such as '1.36'")
         return value
 
 
@@ -398,7 +438,7 @@ class MonitoringConfig(_Section):
         (50, 80, 100), description="Budget percentages that send an alert."
     )
     prometheus_chart_version: str = Field(
-        "77.6.2", description="Pinned kube-prometheus-stack Helm chart version."
+        "88.5.3", description="Pinned kube-prometheus-stack Helm chart version."
     )
     prometheus_retention: str = Field("15d", description="Prometheus retention (e.g. 15d).")
     prometheus_storage_gib: int = Field(50, ge=5, le=16_384, description="Prometheus volume.")
@@ -449,7 +489,15 @@ class TrackingConfig(_Section):
     db_multi_az: bool = Field(False, description="RDS standby in a second AZ.")
     db_backup_retention_days: int = Field(7, ge=0, le=35, description="RDS backup retention.")
     db_deletion_protection: bool = Field(False, description="RDS deletion protection.")
-    db_engine_version: str = Field("16.4", description="PostgreSQL engine version.")
+    db_monitoring_interval_seconds: Literal[0, 1, 5, 10, 15, 30, 60] = Field(
+        0, description="RDS enhanced monitoring interval; 0 turns it off."
+    )
+    db_engine_version: str = Field(
+        "16",
+        description="PostgreSQL major version; RDS creates the newest minor and upgrades "
+        "minors itself (auto_minor_version_upgrade), and a major-only pin never diffs "
+        "against them. A full version (e.g. '16.11') pins a minor.",
+    )
     storage_gib: int = Field(
         10, ge=1, le=1000, description="Volume for the in-cluster (dev) MLflow database."
     )
@@ -529,6 +577,14 @@ class PlatformConfig(_Section):
     @property
     def is_ephemeral(self) -> bool:
         return self.environment == "ephemeral"
+
+    @property
+    def model_name(self) -> str:
+        """The registered model (and MLflow experiment) the stack trains and serves. A per-PR
+        stack gets its own, so it never moves its base stack's `champion` alias nor serves
+        the base stack's model from a bucket it cannot read."""
+        name = self.training.model_name
+        return f"{name}-{self.stack}" if self.is_ephemeral else name
 
     @property
     def images_run(self) -> tuple[str, ...]:
@@ -642,6 +698,11 @@ REMOVED_SETTINGS: dict[tuple[str, str], str] = {
     ("serving", "server_image_tag"): "removed: `pulumi up` builds the server image and the "
     "Deployment runs it by digest; to run images built elsewhere set images.build: false and "
     "images.digests",
+    ("serving", "public_access_cidrs"): "moved: give the deployer's egress CIDRs as "
+    "serving.deployer.public_cidrs (location: public), or run `pulumi up` from inside the VPC "
+    "(serving.deployer.location: in_vpc)",
+    ("serving", "model_name"): "removed: the server serves the model the pipeline trains, "
+    "training.model_name",
 }
 
 
@@ -789,10 +850,10 @@ def _rule_prod_availability(c: PlatformConfig) -> Iterable[Issue]:
         )
     if not c.tracking.db_deletion_protection:
         yield Issue("tracking.db_deletion_protection", False, "prod needs deletion protection")
-    for cidr in c.serving.public_access_cidrs:
+    for i, cidr in enumerate(c.serving.deployer.public_cidrs):
         if cidr.prefixlen == 0:
             yield Issue(
-                "serving.public_access_cidrs",
+                f"serving.deployer.public_cidrs[{i}]",
                 str(cidr),
                 "prod may not open the cluster API to the whole internet",
             )
@@ -831,17 +892,61 @@ def _rule_subnets_fit(c: PlatformConfig) -> Iterable[Issue]:
         yield Issue("network.vpc_cidr", str(n.vpc_cidr), str(exc))
 
 
-def _rule_public_cidrs(c: PlatformConfig) -> Iterable[Issue]:
-    seen: list[ipaddress.IPv4Network] = []
-    for i, cidr in enumerate(c.serving.public_access_cidrs):
-        for other in seen:
-            if cidr.overlaps(other):
+_RFC1918 = tuple(
+    ipaddress.IPv4Network(block) for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+
+
+def _rule_deployer(c: PlatformConfig) -> Iterable[Issue]:
+    """The deployer must be able to reach the Kubernetes API, or no workload is ever created
+    (every Kubernetes resource of the first `pulumi up` would time out)."""
+    if not c.serving.enabled or c.is_ephemeral:
+        return
+    d = c.serving.deployer
+    if d.location == "public" and not d.public_cidrs:
+        yield Issue(
+            "serving.deployer.public_cidrs",
+            [],
+            "the deployer runs outside the VPC (location: public), so the API endpoint must "
+            "admit its egress CIDRs; list them, or run `pulumi up` inside the VPC with "
+            "location: in_vpc",
+        )
+    if d.location == "in_vpc" and not d.in_vpc_cidrs:
+        yield Issue(
+            "serving.deployer.in_vpc_cidrs",
+            [],
+            "with location: in_vpc the API endpoint is private: list the CIDRs the deployer "
+            "connects from (its runner subnet) so the cluster security group admits them",
+        )
+    if d.location == "public" and d.in_vpc_cidrs:
+        yield Issue(
+            "serving.deployer.in_vpc_cidrs",
+            [str(x) for x in d.in_vpc_cidrs],
+            "used only with location: in_vpc",
+        )
+    if d.location == "in_vpc" and d.public_cidrs:
+        yield Issue(
+            "serving.deployer.public_cidrs",
+            [str(x) for x in d.public_cidrs],
+            "used only with location: public (an in-VPC deployer needs no public endpoint)",
+        )
+    for field_name in ("public_cidrs", "in_vpc_cidrs"):
+        seen: list[ipaddress.IPv4Network] = []
+        for i, cidr in enumerate(getattr(d, field_name)):
+            if field_name == "public_cidrs" and any(cidr.subnet_of(r) for r in _RFC1918):
                 yield Issue(
-                    f"serving.public_access_cidrs[{i}]",
+                    f"serving.deployer.public_cidrs[{i}]",
                     str(cidr),
-                    f"overlaps {other}; list each range once",
+                    "a private range never reaches the public endpoint; use in_vpc_cidrs",
                 )
-        seen.append(cidr)
+            for other in seen:
+                if cidr.overlaps(other):
+                    yield Issue(
+                        f"serving.deployer.{field_name}[{i}]",
+                        str(cidr),
+                        f"overlaps {other}; list each range once",
+                    )
+            seen.append(cidr)
 
 
 def _rule_names_fit(c: PlatformConfig) -> Iterable[Issue]:
@@ -892,6 +997,29 @@ def _rule_ephemeral(c: PlatformConfig) -> Iterable[Issue]:
         )
 
 
+def _rule_supported_versions(c: PlatformConfig) -> Iterable[Issue]:
+    """Pins past their support window (infra/policy/support.py, dated): AWS refuses to
+    create them, or bills extended support. MLOPS-SUP-001 checks the same on a plan."""
+    from infra.policy import support
+
+    day = support.today()
+    if c.serving.enabled and not c.is_ephemeral:
+        problem = support.eks_problem(c.serving.kubernetes_version, day)
+        if problem:
+            yield Issue("serving.kubernetes_version", c.serving.kubernetes_version, problem)
+        chart = support.chart_problem(
+            "kube-prometheus-stack", c.monitoring.prometheus_chart_version, day
+        )
+        if chart:
+            yield Issue(
+                "monitoring.prometheus_chart_version", c.monitoring.prometheus_chart_version, chart
+            )
+    if c.tracking.database == "rds":
+        problem = support.postgres_problem(c.tracking.db_engine_version, day)
+        if problem:
+            yield Issue("tracking.db_engine_version", c.tracking.db_engine_version, problem)
+
+
 def _rule_tracking_fits(c: PlatformConfig) -> Iterable[Issue]:
     from infra.planning.k8s import memory_mib, mlflow_memory_floor_mib
 
@@ -940,12 +1068,13 @@ CROSS_FIELD_RULES: tuple[Rule, ...] = (
     _rule_prod_availability,
     _rule_nat_vs_azs,
     _rule_subnets_fit,
-    _rule_public_cidrs,
+    _rule_deployer,
     _rule_names_fit,
     _rule_node_groups,
     _rule_ephemeral,
     _rule_images,
     _rule_tracking_fits,
+    _rule_supported_versions,
 )
 
 

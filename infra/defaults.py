@@ -39,14 +39,22 @@ def stateful_options(parent: pulumi.Resource, *, protect: bool) -> pulumi.Resour
 def hardened_launch_template(
     name: str,
     *,
-    kms_key_arn: pulumi.Input[str],
     volume_size_gib: int,
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
     instance_tags: dict[str, str] | None = None,
 ) -> aws.ec2.LaunchTemplate:
     """IMDSv2 only with one hop (pods and containers cannot borrow the instance's
-    credentials, CKV_AWS_341) and an encrypted gp3 root volume with the platform key."""
+    credentials, CKV_AWS_341) and an encrypted gp3 root volume.
+
+    The root volume uses the account's EBS key (aws/ebs), not the platform key, on purpose:
+    instances are launched by the EC2 Auto Scaling and Spot service-linked roles, which a
+    customer-managed key's policy must name — and on a fresh account those roles do not
+    exist yet, so such a key policy is refused, while declaring them fails where they do
+    exist. Root volumes hold the OS, images and scratch space; the platform's data lives in
+    S3 under the platform key. MLOPS-KMS-003 checks the key policy whenever a launch
+    template does name a customer-managed key.
+    """
     return aws.ec2.LaunchTemplate(
         name,
         metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
@@ -57,7 +65,6 @@ def hardened_launch_template(
                 device_name="/dev/xvda",
                 ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
                     encrypted="true",
-                    kms_key_id=kms_key_arn,
                     volume_size=volume_size_gib,
                     volume_type="gp3",
                     delete_on_termination="true",

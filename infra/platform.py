@@ -118,6 +118,8 @@ class Platform:
         if self.model_server is not None:
             out["serving_namespace"] = self.model_server.namespace
             out["model_server_url"] = self.model_server.service_url
+            if self.model_server.load_balancer_url is not None:
+                out["model_server_endpoint"] = self.model_server.load_balancer_url
         if self.config.is_ephemeral:
             return out
         # What ephemeral stacks built on this one read (FOUNDATION_OUTPUTS).
@@ -237,6 +239,8 @@ def build(config: PlatformConfig) -> Platform:
             log_retention_days=t.log_retention_days,
             shared_compute_environment_arns=foundation.compute_environment_arns,
             tracking=foundation.tracking,
+            model_name=config.model_name,
+            vpc_cidr=str(config.network.vpc_cidr),
         ),
     )
     # The drift alarm belongs to monitoring; the pipeline's rule finds it by its name.
@@ -256,11 +260,12 @@ def build(config: PlatformConfig) -> Platform:
             job_definition_arns=training.job_definition_arns,
             models_bucket_name=datalake.bucket_names[contract.BUCKET_MODELS],
             models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
-            model_name=t.model_name,
+            model_name=config.model_name,
             kms_key_arn=datalake.kms_key_arn,
             alert_topic_arn=alerts.topic_arn,
             drift_alarm_arn=drift_alarm_arn,
             schedule=t.schedule,
+            drift_schedule=t.drift_schedule,
             log_retention_days=config.monitoring.log_retention_days,
         ),
     )
@@ -287,6 +292,8 @@ def build(config: PlatformConfig) -> Platform:
             memory=m.prometheus_memory,
             latency_slo_p99_seconds=m.latency_slo_p99_seconds,
             error_ratio_threshold=m.error_ratio_threshold,
+            server_namespace_resource=model_server.namespace_resource,
+            kms_key_arn=datalake.kms_key_arn,
         )
     monitoring = Monitoring(
         f"{base}-monitoring",
@@ -295,7 +302,7 @@ def build(config: PlatformConfig) -> Platform:
             stack=config.stack,
             tags=tags,
             region=config.region,
-            model_name=t.model_name,
+            model_name=config.model_name,
             alert_topic_arn=alerts.topic_arn,
             drift_threshold=m.drift_alarm_threshold,
             state_machine_arn=pipeline.state_machine_arn,
@@ -497,7 +504,9 @@ def _serving_cluster(
             kubernetes_version=s.kubernetes_version,
             subnet_ids=network.private_subnet_ids,
             kms_key_arn=datalake.kms_key_arn,
-            public_access_cidrs=tuple(str(c) for c in s.public_access_cidrs),
+            deployer_location=s.deployer.location,
+            deployer_public_cidrs=tuple(str(c) for c in s.deployer.public_cidrs),
+            deployer_vpc_cidrs=tuple(str(c) for c in s.deployer.in_vpc_cidrs),
             node_groups=tuple(
                 NodeGroupSpec(
                     name=g.name,
@@ -544,7 +553,7 @@ def _model_server(
             tracking_username=foundation.tracking.username if foundation.tracking else None,
             tracking_password=foundation.tracking.password if foundation.tracking else None,
             env={
-                "MLOPS_SERVE_MODEL_NAME": s.model_name,
+                "MLOPS_SERVE_MODEL_NAME": config.model_name,
                 "MLOPS_SERVE_TRACKING_URI": tracking_uri,
                 "MLOPS_SERVE_CAPTURE_BUCKET": datalake.bucket_names[contract.BUCKET_CAPTURES],
                 "AWS_REGION": config.region,
@@ -557,6 +566,9 @@ def _model_server(
             models_bucket_arn=datalake.bucket_arns[contract.BUCKET_MODELS],
             captures_bucket_arn=datalake.bucket_arns[contract.BUCKET_CAPTURES],
             kms_key_arn=datalake.kms_key_arn,
+            internal_lb_cidrs=(
+                (str(config.network.vpc_cidr),) if s.expose == "internal_lb" else None
+            ),
         ),
     )
 
@@ -600,5 +612,8 @@ def _tracking(
             cpu=t.cpu,
             memory=t.memory,
             protect=config.environment == "prod",
+            final_snapshot=config.is_protected,
+            db_monitoring_interval_seconds=t.db_monitoring_interval_seconds,
+            log_retention_days=config.monitoring.log_retention_days,
         ),
     )

@@ -8,7 +8,9 @@ by hashing, so every run yields the same bytes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -38,6 +40,10 @@ _OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
 _ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
 _ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
 UNKNOWN_PLACEHOLDER = "[unknown]"
+# An output the mock does not model, as it flows into other resources' inputs: it names the
+# resource and the output, so a plan never silently omits an input that depends on it
+# (and a test fails when a shipped stack's plan has one).
+UNKNOWN_OUTPUT = "[unknown: {type}::{name}.{output}]"
 
 # Properties the provider autonames (`<logical name>-<7 hex>`) when the program gives none.
 # The mock does the same, deterministically, so the plan shows the physical names.
@@ -64,9 +70,33 @@ AUTONAMED: dict[str, str] = {
     "aws:rds/subnetGroup:SubnetGroup": "name",
     "aws:budgets/budget:Budget": "name",
     "aws:secretsmanager/secret:Secret": "name",
+    "aws:scheduler/schedule:Schedule": "name",
+    "aws:rds/parameterGroup:ParameterGroup": "name",
 }
 # ARN service names that differ from the SDK module name.
 _ARN_SERVICE = {"cloudwatch/logGroup": "logs", "cloudwatch/eventRule": "events"}
+
+
+@functools.cache
+def _string_outputs(type_: str) -> tuple[str, ...]:
+    """The always-present string outputs (`Output[str]`) of a resource type's SDK class."""
+    package, _, rest = type_.partition(":")
+    module_path, _, class_name = rest.rpartition(":")
+    parts = [p for p in module_path.split("/") if p and p != "index"]
+    if parts and parts[-1] == class_name[:1].lower() + class_name[1:]:
+        parts.pop()  # aws-style `rds/parameterGroup`: the last part names the class's file
+    try:
+        module = importlib.import_module(".".join([f"pulumi_{package.replace('-', '_')}", *parts]))
+        cls = getattr(module, class_name)
+    except (ImportError, AttributeError):
+        return ()
+    from pulumi import _types
+
+    return tuple(
+        pulumi_name
+        for _, pulumi_name, prop in _types._py_properties(cls)
+        if str(prop.fget.__annotations__.get("return")) == "pulumi.output.Output[str]"
+    )
 
 
 def _digest(text: str) -> str:
@@ -182,6 +212,9 @@ class _Mocks(pulumi.runtime.Mocks):
         elif typ == "random:index/randomPassword:RandomPassword":
             # Never a real secret: the plan only needs a value to flow into dependents.
             state["result"] = f"offline-plan-{digest[:16]}"
+        for output in _string_outputs(typ):
+            if output not in state:
+                state[output] = UNKNOWN_OUTPUT.format(type=typ, name=name, output=output)
         return resource_id, state
 
     def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]

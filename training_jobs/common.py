@@ -88,8 +88,17 @@ class JobSettings(BaseSettings):
         None, description="MLflow tracking URI; if unset: stack outputs, then MLFLOW_TRACKING_URI"
     )
     dataset: str = Field("churn", pattern=NAME_PATTERN, description="dataset name")
-    experiment: str = Field("churn", pattern=NAME_PATTERN, description="MLflow experiment")
-    model_name: str = Field("churn", pattern=NAME_PATTERN, description="registered model name")
+    experiment: str = Field(
+        contract.DEFAULT_MODEL_NAME, pattern=NAME_PATTERN, description="MLflow experiment"
+    )
+    model_name: str = Field(
+        contract.DEFAULT_MODEL_NAME, pattern=NAME_PATTERN, description="registered model name"
+    )
+    pipeline_execution: str | None = Field(
+        None,
+        description="the Step Functions execution running this job (the pipeline sets it); "
+        "the steps then hand each other pointers of that execution only",
+    )
 
 
 def _outputs(settings: JobSettings) -> PlatformOutputs | None:
@@ -158,6 +167,15 @@ def code_version(explicit: str | None) -> str:
         return metadata.version("mlops-platform")
     except metadata.PackageNotFoundError:
         return "0+unknown"
+
+
+def pointer_keys(prefix: str, name: str, settings: JobSettings) -> tuple[str, ...]:
+    """The pointers a step writes: `latest.json` (for people and manual runs) and, inside a
+    pipeline execution, that execution's own (what the next step of it reads)."""
+    keys = [contract.pointer_key(prefix, name)]
+    if settings.pipeline_execution:
+        keys.append(contract.pointer_key(prefix, name, settings.pipeline_execution))
+    return tuple(keys)
 
 
 def canonical_json(value: Any) -> bytes:

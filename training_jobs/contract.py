@@ -6,6 +6,7 @@ without needing the Pulumi SDK. Change a value here and both sides follow.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 # Data lake bucket roles, in the order data flows through them.
@@ -50,6 +51,9 @@ TAG_ENVIRONMENT: Final = "mlops:environment"
 TAG_OWNER: Final = "mlops:owner"
 TAG_EXPIRES_AT: Final = "mlops:expires-at"
 TAG_COMPONENT: Final = "mlops:component"
+# On the EKS cluster: where `pulumi up` runs (serving.deployer.location), for the policy
+# rule that checks the endpoint admits it.
+TAG_DEPLOYER: Final = "mlops:deployer"
 
 # Stack outputs the jobs read (`pulumi stack output --json`), snake_case throughout.
 OUTPUT_BUCKETS: Final = {role: f"{role}_bucket" for role in DATA_BUCKET_ROLES}
@@ -70,6 +74,16 @@ PREFIX_DECISIONS: Final = "decisions/"  # <model>/<run_id>.json and <model>/late
 PREFIX_CANDIDATES: Final = "candidates/"  # <model>/latest.json: the run train last produced
 PREFIX_MLFLOW_ARTIFACTS: Final = "mlflow/"
 
+
+def capture_partition(model_name: str, when: datetime, prefix: str = PREFIX_CAPTURES) -> str:
+    """The hour partition a captured inference belongs to, by its own capture time (UTC):
+    `captures/<model>/date=YYYY-MM-DD/hour=HH/`. The model server writes every record
+    under its own partition and the drift job lists the partitions of its window, so a
+    record can never sit in an hour the window does not list."""
+    hour = when.astimezone(UTC)
+    return f"{prefix}{model_name}/date={hour:%Y-%m-%d}/hour={hour:%H}/"
+
+
 # CloudWatch metrics the drift job publishes and the monitoring alarms watch.
 DRIFT_METRIC_NAMESPACE: Final = "MLOps/Drift"
 DRIFT_METRIC_MAX: Final = "MaxDriftScore"
@@ -86,10 +100,33 @@ SERVE_METRIC_LATENCY: Final = "mlops_serve_request_duration_seconds"
 SERVE_METRIC_PREDICTION: Final = "mlops_serve_prediction_value"
 SERVE_METRIC_MODEL_VERSION: Final = "mlops_serve_model_version"
 
+# The registered model (and experiment) of a long-lived stack; per-PR stacks append theirs.
+DEFAULT_MODEL_NAME: Final = "churn"
+
 # The MLflow registry alias the model server follows.
 CHAMPION_ALIAS: Final = "champion"
 
 
-def latest_decision_key(model_name: str) -> str:
-    """Where `evaluate` leaves its newest decision; the retrain state machine reads it."""
-    return f"{PREFIX_DECISIONS}{model_name}/latest.json"
+# Set by the retrain state machine on every Batch job it runs: the execution's ARN.
+PIPELINE_EXECUTION_VARIABLE: Final = "MLOPS_PIPELINE_EXECUTION"
+POINTER_EXECUTIONS: Final = "executions/"
+
+
+def execution_name(execution: str) -> str:
+    """An execution ARN (`arn:aws:states:...:execution:<machine>:<name>`) → its name."""
+    return execution.rsplit(":", 1)[-1]
+
+
+def pointer_key(prefix: str, name: str, execution: str | None = None) -> str:
+    """Where a step leaves the pointer the next step reads (the dataset version, the
+    candidate run, the decision): `<prefix><name>/latest.json`, and inside a pipeline
+    execution `<prefix><name>/executions/<execution name>.json`, so two executions running
+    at once never read each other's."""
+    if execution:
+        return f"{prefix}{name}/{POINTER_EXECUTIONS}{execution_name(execution)}.json"
+    return f"{prefix}{name}/latest.json"
+
+
+def latest_decision_key(model_name: str, execution: str | None = None) -> str:
+    """Where `evaluate` leaves its decision; the retrain state machine reads it."""
+    return pointer_key(PREFIX_DECISIONS, model_name, execution)

@@ -108,12 +108,12 @@ def manifest_key(dataset: str, version: str) -> str:
     return f"{contract.PREFIX_MANIFESTS}{dataset}/{version}.json"
 
 
-def latest_key(dataset: str) -> str:
-    return f"{contract.PREFIX_MANIFESTS}{dataset}/latest.json"
+def latest_key(dataset: str, execution: str | None = None) -> str:
+    return contract.pointer_key(contract.PREFIX_MANIFESTS, dataset, execution)
 
 
-def latest_version(s3: S3Client, bucket: str, dataset: str) -> str:
-    key = latest_key(dataset)
+def latest_version(s3: S3Client, bucket: str, dataset: str, execution: str | None = None) -> str:
+    key = latest_key(dataset, execution)
     if head(s3, bucket, key) is None:
         raise JobError(
             f"{flag('dataset')}: no dataset {dataset!r} in s3://{bucket} (no {key}); run "
@@ -123,9 +123,16 @@ def latest_version(s3: S3Client, bucket: str, dataset: str) -> str:
     return str(pointer["dataset_version"])
 
 
-def load_manifest(s3: S3Client, bucket: str, dataset: str, version: str | None) -> Manifest:
-    """The manifest of `version` (or the latest), checked against its own hash."""
-    version = version or latest_version(s3, bucket, dataset)
+def load_manifest(
+    s3: S3Client,
+    bucket: str,
+    dataset: str,
+    version: str | None,
+    execution: str | None = None,
+) -> Manifest:
+    """The manifest of `version` (or the latest: the one this pipeline execution's prepare
+    made, inside one), checked against its own hash."""
+    version = version or latest_version(s3, bucket, dataset, execution)
     key = manifest_key(dataset, version)
     if head(s3, bucket, key) is None:
         raise JobError(

@@ -29,6 +29,7 @@ from training_jobs.common import (
     bucket_origin,
     canonical_json,
     discard_steps,
+    pointer_keys,
     region,
     run_job,
     tracking_uri,
@@ -166,7 +167,11 @@ def run(
 
     if settings.run_id:
         candidate_run = get_run(mlflow_client, settings.run_id)
-    elif (pointer := read_pointer(s3, models, candidate_key(settings.model_name))) is not None:
+    elif (
+        pointer := read_pointer(
+            s3, models, candidate_key(settings.model_name, settings.pipeline_execution)
+        )
+    ) is not None:
         candidate_run = get_run(mlflow_client, str(pointer["run_id"]))
     else:
         candidate_run = latest_finished_run(
@@ -253,10 +258,9 @@ def run(
     )
     document = canonical_json(decision.model_dump(mode="json"))
     _, written = put_if_changed(s3, models, key, document, "application/json")
-    # The pipeline's Choice state reads the newest decision from a fixed key.
-    put_if_changed(
-        s3, models, latest_decision_key(settings.model_name), document, "application/json"
-    )
+    # The pipeline's Choice state reads its execution's decision from a fixed key.
+    for pointer_key in pointer_keys(contract.PREFIX_DECISIONS, settings.model_name, settings):
+        put_if_changed(s3, models, pointer_key, document, "application/json")
     mlflow_client.log_batch(run_id, tags=[RunTag(TAG_DECISION, verdict)])
     on_step("decision", decision=verdict, reasons=reasons, key=key, written=written)
     return decision

@@ -30,6 +30,7 @@ from training_jobs.common import (
     canonical_json,
     discard_steps,
     flag,
+    pointer_keys,
     region,
     run_job,
 )
@@ -39,7 +40,6 @@ from training_jobs.dataset import (
     Manifest,
     RowCounts,
     SourceObject,
-    latest_key,
     manifest_key,
     schema_sha256,
     to_parquet,
@@ -374,16 +374,13 @@ def run(settings: Settings, *, s3: S3Client, on_step: StepLogger = discard_steps
     _, manifest_written = put_if_changed(
         s3, curated_bucket, key, manifest.canonical(), "application/json"
     )
-    _, latest_written = put_if_changed(
-        s3,
-        curated_bucket,
-        latest_key(settings.dataset),
-        canonical_json({"dataset": settings.dataset, "dataset_version": version}),
-        "application/json",
-    )
-    written += [
-        k for k, w in ((key, manifest_written), (latest_key(settings.dataset), latest_written)) if w
-    ]
+    written += [key] if manifest_written else []
+    pointer = canonical_json({"dataset": settings.dataset, "dataset_version": version})
+    for pointer_key in pointer_keys(contract.PREFIX_MANIFESTS, settings.dataset, settings):
+        _, pointer_written = put_if_changed(
+            s3, curated_bucket, pointer_key, pointer, "application/json"
+        )
+        written += [pointer_key] if pointer_written else []
     on_step("manifest", key=key, dataset_version=version, written=manifest_written)
     return PrepareResult(
         dataset=settings.dataset,

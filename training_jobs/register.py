@@ -74,8 +74,10 @@ def read_decision(s3: S3Client, models_bucket: str, model_name: str, run_id: str
         raise JobError(f"s3://{models_bucket}/{key} is not a decision document: {exc}") from exc
 
 
-def read_latest_decision(s3: S3Client, models_bucket: str, model_name: str) -> Decision:
-    key = latest_decision_key(model_name)
+def read_latest_decision(
+    s3: S3Client, models_bucket: str, model_name: str, execution: str | None = None
+) -> Decision:
+    key = latest_decision_key(model_name, execution)
     if head(s3, models_bucket, key) is None:
         raise JobError(
             f"{flag('run_id')}: not given, and no decision for model {model_name!r} at "
@@ -135,7 +137,7 @@ def run(
         if settings.run_id:
             decision = read_decision(s3, models, name, settings.run_id)
         else:
-            decision = read_latest_decision(s3, models, name)
+            decision = read_latest_decision(s3, models, name, settings.pipeline_execution)
     run_id = decision.candidate_run_id
     if decision.model_name != name:
         raise JobError(

@@ -46,6 +46,7 @@ from training_jobs.common import (
     code_version,
     discard_steps,
     flag,
+    pointer_keys,
     region,
     run_job,
     tracking_uri,
@@ -231,16 +232,17 @@ def _existing_run(
     return next((r for r in runs if r.data.tags.get(TAG_MODEL_ID)), None)
 
 
-def candidate_key(model_name: str) -> str:
-    return f"{contract.PREFIX_CANDIDATES}{model_name}/latest.json"
+def candidate_key(model_name: str, execution: str | None = None) -> str:
+    return contract.pointer_key(contract.PREFIX_CANDIDATES, model_name, execution)
 
 
 def _point_at_candidate(
-    s3: S3Client, models: str, model_name: str, run_id: str, dataset_version: str
+    s3: S3Client, models: str, settings: Settings, run_id: str, dataset_version: str
 ) -> None:
     """What `evaluate` picks up when no run id is given (as in the Step Functions pipeline)."""
     body = canonical_json({"run_id": run_id, "dataset_version": dataset_version})
-    put_if_changed(s3, models, candidate_key(model_name), body, "application/json")
+    for key in pointer_keys(contract.PREFIX_CANDIDATES, settings.model_name, settings):
+        put_if_changed(s3, models, key, body, "application/json")
 
 
 def run(
@@ -258,7 +260,9 @@ def run(
     require_bucket(s3, curated, bucket_origin(settings, contract.BUCKET_CURATED))
     require_bucket(s3, models, bucket_origin(settings, contract.BUCKET_MODELS))
 
-    manifest = dataset.load_manifest(s3, curated, settings.dataset, settings.dataset_version)
+    manifest = dataset.load_manifest(
+        s3, curated, settings.dataset, settings.dataset_version, settings.pipeline_execution
+    )
     version = manifest.version
     code = code_version(settings.code_version)
     params = model_params(settings)
@@ -273,7 +277,7 @@ def run(
     existing = _existing_run(mlflow_client, experiment.experiment_id, version, code, params_hash)
     if existing is not None:
         model_id = existing.data.tags[TAG_MODEL_ID]
-        _point_at_candidate(s3, models, settings.model_name, existing.info.run_id, version)
+        _point_at_candidate(s3, models, settings, existing.info.run_id, version)
         on_step("reuse", run_id=existing.info.run_id, model_id=model_id)
         return TrainResult(
             run_id=existing.info.run_id,
@@ -349,7 +353,7 @@ def run(
         if mlflow_client.get_run(run_id).info.status == "RUNNING":
             mlflow_client.set_terminated(run_id, "FAILED")
         raise
-    _point_at_candidate(s3, models, settings.model_name, run_id, version)
+    _point_at_candidate(s3, models, settings, run_id, version)
     on_step("logged_model", run_id=run_id, model_id=info.model_id)
     return TrainResult(
         run_id=run_id,

@@ -38,10 +38,13 @@ class ModelServerArgs:
     models_bucket_arn: pulumi.Input[str]
     captures_bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
+    # Also an internal load balancer open to these CIDRs (None: in-cluster only).
+    internal_lb_cidrs: tuple[str, ...] | None = None
 
 
 class ModelServer(pulumi.ComponentResource):
     namespace: str
+    namespace_resource: k8s.core.v1.Namespace
     service_url: str
 
     def __init__(
@@ -121,6 +124,25 @@ class ModelServer(pulumi.ComponentResource):
         k8s.core.v1.Service(
             f"{base}-svc", metadata=svc["metadata"], spec=svc["spec"], opts=k8s_opts
         )
+        self.load_balancer_url: pulumi.Output[str] | None = None
+        if args.internal_lb_cidrs is not None:
+            # The way in from the VPC (callers, `mlops verify`): never from the internet.
+            lb = manifests.service(
+                name=f"{SERVER_NAME}-internal",
+                namespace=ns,
+                component="model-server",
+                port=80,
+                target="http",
+                internal_load_balancer=True,
+                source_ranges=list(args.internal_lb_cidrs),
+                selector_name=SERVER_NAME,
+            )
+            internal = k8s.core.v1.Service(
+                f"{base}-internal-svc", metadata=lb["metadata"], spec=lb["spec"], opts=k8s_opts
+            )
+            self.load_balancer_url = internal.status.apply(
+                lambda status: manifests.load_balancer_url(status, port=80)
+            )
         hpa = manifests.horizontal_pod_autoscaler(
             name=SERVER_NAME,
             namespace=ns,
@@ -143,5 +165,6 @@ class ModelServer(pulumi.ComponentResource):
             f"{base}-pdb", metadata=pdb["metadata"], spec=pdb["spec"], opts=k8s_opts
         )
         self.namespace = ns
+        self.namespace_resource = namespace
         self.service_url = manifests.service_url(SERVER_NAME, ns, 80)
         self.register_outputs({})

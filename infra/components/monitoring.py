@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from infra.components.identity import ServiceAccountRef, pod_identity_role
 from infra.planning import iam
@@ -36,6 +37,9 @@ class ClusterMonitoringArgs:
     memory: str
     latency_slo_p99_seconds: float
     error_ratio_threshold: float
+    # The model server's namespace: its ServiceMonitor and rules live there.
+    server_namespace_resource: k8s.core.v1.Namespace
+    kms_key_arn: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,35 @@ class Monitoring(pulumi.ComponentResource):
             parent=self,
             tags=args.tags,
             policy=json.dumps(iam.cloudwatch_read_policy()),
-            bind_to=ServiceAccountRef(cluster.cluster_name, MONITORING_NAMESPACE, "grafana"),
+            bind_to=ServiceAccountRef(
+                cluster.cluster_name, MONITORING_NAMESPACE, plans.GRAFANA_SERVICE_ACCOUNT
+            ),
+        )
+        pod_identity_role(
+            f"{base}-alertmanager",
+            parent=self,
+            tags=args.tags,
+            policy=pulumi.Output.all(args.alert_topic_arn, cluster.kms_key_arn).apply(
+                lambda a: json.dumps(iam.publish_alerts_policy(topic_arn=a[0], kms_key_arn=a[1]))
+            ),
+            bind_to=ServiceAccountRef(
+                cluster.cluster_name, MONITORING_NAMESPACE, plans.ALERTMANAGER_SERVICE_ACCOUNT
+            ),
+        )
+        grafana_password = random.RandomPassword(
+            f"{base}-grafana-admin-password",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        grafana_secret = k8s.core.v1.Secret(
+            f"{base}-grafana-admin",
+            metadata={"name": plans.GRAFANA_ADMIN_SECRET, "namespace": MONITORING_NAMESPACE},
+            string_data={"admin-user": "admin", "admin-password": grafana_password.result},
+            type="Opaque",
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=cluster.provider, depends_on=[namespace]
+            ),
         )
         release = k8s.helm.v3.Release(
             f"{base}-kube-prometheus-stack",
@@ -209,23 +241,29 @@ class Monitoring(pulumi.ComponentResource):
             version=cluster.chart_version,
             namespace=MONITORING_NAMESPACE,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
-            values=plans.helm_values(
-                retention=cluster.retention,
-                storage_gib=cluster.storage_gib,
-                cpu=cluster.cpu,
-                memory=cluster.memory,
-                grafana_role_region=args.region,
+            values=pulumi.Output.from_input(args.alert_topic_arn).apply(
+                lambda topic: plans.helm_values(
+                    retention=cluster.retention,
+                    storage_gib=cluster.storage_gib,
+                    cpu=cluster.cpu,
+                    memory=cluster.memory,
+                    grafana_role_region=args.region,
+                    alert_topic_arn=topic,
+                )
             ),
             # CRDs (ServiceMonitor, PrometheusRule) must exist before objects that use them.
             skip_crds=False,
             atomic=True,
             timeout=900,
             opts=pulumi.ResourceOptions(
-                parent=self, provider=cluster.provider, depends_on=[namespace]
+                parent=self, provider=cluster.provider, depends_on=[namespace, grafana_secret]
             ),
         )
+        # The custom resources need the chart's CRDs and the namespace they live in.
         crd_opts = pulumi.ResourceOptions(
-            parent=self, provider=cluster.provider, depends_on=[release]
+            parent=self,
+            provider=cluster.provider,
+            depends_on=[release, cluster.server_namespace_resource],
         )
         server_labels = manifests.labels(cluster.server_name, "model-server")
         k8s.apiextensions.CustomResource(

@@ -13,10 +13,10 @@ from infra.planning import iam
 from infra.planning.pipeline import (
     PIPELINE_JOBS,
     alarm_state_change_pattern,
+    decision_keys_pattern,
     state_machine_definition,
 )
 from infra.planning.tags import resource_tags
-from training_jobs.contract import latest_decision_key
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class PipelineArgs:
     alert_topic_arn: pulumi.Input[str]
     drift_alarm_arn: pulumi.Input[str]
     schedule: str | None
+    # When the drift job runs (it publishes MaxDriftScore, which the drift alarm watches).
+    drift_schedule: str | None
     log_retention_days: int
 
 
@@ -68,7 +70,7 @@ class Pipeline(pulumi.ComponentResource):
                         account_id=a[0],
                         job_queue_arns=[a[1]],
                         job_definition_arns=list(a[5:]),
-                        decisions_object_arn=f"{a[2]}/{latest_decision_key(args.model_name)}",
+                        decisions_object_arn=f"{a[2]}/{decision_keys_pattern(args.model_name)}",
                         kms_key_arn=a[3],
                         alert_topic_arn=a[4],
                     )
@@ -154,5 +156,45 @@ class Pipeline(pulumi.ComponentResource):
                 opts=child,
             )
 
+        if args.drift_schedule:
+            self._drift_schedule(base, args)
+
         self.state_machine_arn = machine.arn
         self.register_outputs({"state_machine_arn": machine.arn})
+
+    def _drift_schedule(self, base: str, args: PipelineArgs) -> None:
+        """EventBridge Scheduler submits the drift job: without it no drift metric is ever
+        published, the drift alarm never fires and the retrain loop never closes."""
+        definition = args.job_definition_arns["drift"]
+        role = service_role(
+            f"{base}-drift-scheduler",
+            service="scheduler.amazonaws.com",
+            policy=pulumi.Output.all(args.job_queue_arn, definition).apply(
+                lambda a: json.dumps(
+                    iam.submit_job_policy(job_queue_arn=a[0], job_definition_arn=a[1])
+                )
+            ),
+            parent=self,
+            tags=args.tags,
+        )
+        aws.scheduler.Schedule(
+            f"{base}-drift-schedule",
+            description="Run the drift job on the champion's captured traffic",
+            schedule_expression=args.drift_schedule,
+            flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
+            target=aws.scheduler.ScheduleTargetArgs(
+                # Batch has no templated target: the universal one calls SubmitJob.
+                arn="arn:aws:scheduler:::aws-sdk:batch:submitJob",
+                role_arn=role.arn,
+                input=pulumi.Output.all(args.job_queue_arn, definition).apply(
+                    lambda a: json.dumps(
+                        {"JobName": f"{base}-drift", "JobQueue": a[0], "JobDefinition": a[1]},
+                        sort_keys=True,
+                    )
+                ),
+                retry_policy=aws.scheduler.ScheduleTargetRetryPolicyArgs(
+                    maximum_retry_attempts=3, maximum_event_age_in_seconds=3600
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

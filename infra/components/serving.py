@@ -14,6 +14,7 @@ from infra.components.identity import pod_identity_role
 from infra.planning import iam
 from infra.planning import k8s as manifests
 from infra.planning.tags import resource_tags
+from training_jobs import contract
 
 # Every control-plane log type EKS offers (CKV_AWS_37).
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -24,6 +25,7 @@ NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
 )
 GPU_TAINT = ("nvidia.com/gpu", "true", "NO_SCHEDULE")
+DEPLOYER_TAG = contract.TAG_DEPLOYER
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,11 @@ class ServingClusterArgs:
     kubernetes_version: str
     subnet_ids: pulumi.Input[list[str]]
     kms_key_arn: pulumi.Input[str]
-    public_access_cidrs: tuple[str, ...]
+    # Where `pulumi up` reaches the API from: the public endpoint's allowlist (empty: the
+    # endpoint is private only) and the in-VPC networks the cluster security group admits.
+    deployer_location: str  # "public" | "in_vpc"
+    deployer_public_cidrs: tuple[str, ...]
+    deployer_vpc_cidrs: tuple[str, ...]
     node_groups: tuple[NodeGroupSpec, ...]
     addon_versions: dict[str, str]
     admin_principal_arns: tuple[str, ...]
@@ -93,7 +99,7 @@ class ServingCluster(pulumi.ComponentResource):
             policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
             opts=child,
         )
-        public = bool(args.public_access_cidrs)
+        public = bool(args.deployer_public_cidrs)
         cluster = aws.eks.Cluster(
             f"{base}-eks",
             name=cluster_physical_name,
@@ -103,7 +109,7 @@ class ServingCluster(pulumi.ComponentResource):
                 subnet_ids=args.subnet_ids,
                 endpoint_private_access=True,
                 endpoint_public_access=public,
-                public_access_cidrs=list(args.public_access_cidrs) if public else None,
+                public_access_cidrs=list(args.deployer_public_cidrs) if public else None,
             ),
             encryption_config=aws.eks.ClusterEncryptionConfigArgs(
                 resources=["secrets"],
@@ -118,9 +124,24 @@ class ServingCluster(pulumi.ComponentResource):
                 bootstrap_cluster_creator_admin_permissions=True,
             ),
             deletion_protection=args.deletion_protection,
-            tags=tags(f"{base}-eks"),
+            # Read by the deployer-reach rule (MLOPS-EKS-005): where `pulumi up` runs.
+            tags={**tags(f"{base}-eks"), DEPLOYER_TAG: args.deployer_location},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, cluster_policy]),
         )
+        for i, cidr in enumerate(args.deployer_vpc_cidrs):
+            # An in-VPC deployer reaches the private endpoint through the cluster's own
+            # security group, which admits only the control plane and nodes by default.
+            aws.vpc.SecurityGroupIngressRule(
+                f"{base}-eks-deployer-{i}",
+                security_group_id=cluster.vpc_config.cluster_security_group_id,
+                description="Kubernetes API from the in-VPC deployer",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=cidr,
+                tags=tags(f"{base}-eks-deployer-{i}"),
+                opts=child,
+            )
 
         node_role = aws.iam.Role(
             f"{base}-node-role",
@@ -143,16 +164,26 @@ class ServingCluster(pulumi.ComponentResource):
             node_groups.append(self._node_group(base, group, args, cluster, node_role, attachments))
 
         addons = []
-        # The add-on binds this role to its own service account (see below).
+        # The add-on binds this role to its own service account (see below). The managed
+        # policy covers EBS; volumes encrypted with the platform key also need the key
+        # statements of the EKS guide's EBS CSI page (grants for the attached volume).
         ebs_role = pod_identity_role(
             f"{base}-ebs-csi",
             parent=self,
             tags=args.tags,
             managed_policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
         )
+        aws.iam.RolePolicy(
+            f"{base}-ebs-csi-kms",
+            role=ebs_role.id,
+            policy=pulumi.Output.from_input(args.kms_key_arn).apply(
+                lambda arn: json.dumps(iam.ebs_csi_kms_policy(arn))
+            ),
+            opts=child,
+        )
         for addon_name, version in sorted(args.addon_versions.items()):
-            # coredns and the EBS driver run as pods: they need nodes first.
-            needs_nodes = addon_name in ("coredns", "aws-ebs-csi-driver")
+            # These run as pods: they need nodes first.
+            needs_nodes = addon_name in ("coredns", "aws-ebs-csi-driver", "metrics-server")
             pod_identity = (
                 [
                     aws.eks.AddonPodIdentityAssociationArgs(
@@ -254,7 +285,6 @@ class ServingCluster(pulumi.ComponentResource):
         name = f"{base}-ng-{group.name}"
         template = defaults.hardened_launch_template(
             f"{name}-lt",
-            kms_key_arn=args.kms_key_arn,
             volume_size_gib=group.disk_size_gib,
             tags=resource_tags(f"{name}-lt", args.tags),
             instance_tags=resource_tags(name, args.tags),

@@ -26,6 +26,7 @@ from infra.planning import k8s as manifests
 from infra.planning.tags import resource_tags
 
 MLFLOW_NAME = "mlflow"
+DB_LOG_EXPORTS = ("postgresql", "upgrade")
 DB_NAME = "mlflow"
 DB_USER = "mlflow"
 # The one MLflow account the platform's clients use (basic auth).
@@ -74,13 +75,10 @@ class TrackingArgs:
     cpu: str
     memory: str
     protect: bool
-
-
-def _load_balancer_url(status: k8s.core.v1.outputs.ServiceStatus | None) -> str:
-    ingress = status.load_balancer.ingress if status and status.load_balancer else None
-    if not ingress or not ingress[0].hostname:
-        raise ValueError("the MLflow Service has no load balancer address yet")
-    return f"http://{ingress[0].hostname}:{manifests.MLFLOW_PORT}"
+    # Stateful protection beyond `protect`: a final snapshot on delete (staging and prod).
+    final_snapshot: bool
+    db_monitoring_interval_seconds: int  # 0: no enhanced monitoring
+    log_retention_days: int
 
 
 class Tracking(pulumi.ComponentResource):
@@ -217,7 +215,9 @@ class Tracking(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{base}-netpol", metadata=policy["metadata"], spec=policy["spec"], opts=k8s_opts
         )
-        self.tracking_uri = service.status.apply(_load_balancer_url)
+        self.tracking_uri = service.status.apply(
+            lambda status: manifests.load_balancer_url(status, port=manifests.MLFLOW_PORT)
+        )
         self.credentials_secret_arn = credentials.arn
         self.client = TrackingClient(
             uri=self.tracking_uri,
@@ -279,8 +279,39 @@ class Tracking(pulumi.ComponentResource):
             tags=resource_tags(f"{base}-db-params", args.tags),
             opts=child,
         )
+        # A fixed identifier, so the log groups RDS writes to can exist first, encrypted and
+        # with retention (RDS would create them with neither).
+        identifier = f"{base}-db"
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{base}-db-logs-{kind}",
+                name=f"/aws/rds/instance/{identifier}/{kind}",
+                retention_in_days=args.log_retention_days,
+                kms_key_id=args.kms_key_arn,
+                tags=resource_tags(f"{base}-db-logs-{kind}", args.tags),
+                opts=child,
+            )
+            for kind in DB_LOG_EXPORTS
+        ]
+        monitoring_role = None
+        if args.db_monitoring_interval_seconds:
+            monitoring_role = aws.iam.Role(
+                f"{base}-db-monitoring-role",
+                assume_role_policy=json.dumps(
+                    iam.assume_role_policy("monitoring.rds.amazonaws.com")
+                ),
+                tags=resource_tags(f"{base}-db-monitoring-role", args.tags),
+                opts=child,
+            )
+            aws.iam.RolePolicyAttachment(
+                f"{base}-db-monitoring",
+                role=monitoring_role.name,
+                policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
+                opts=child,
+            )
         instance = aws.rds.Instance(
             f"{base}-db",
+            identifier=identifier,
             engine="postgres",
             engine_version=args.db_engine_version,
             instance_class=args.db_instance_class,
@@ -298,16 +329,21 @@ class Tracking(pulumi.ComponentResource):
             publicly_accessible=False,
             backup_retention_period=args.db_backup_retention_days,
             deletion_protection=args.db_deletion_protection,
-            skip_final_snapshot=not args.protect,
-            final_snapshot_identifier=f"{base}-db-final" if args.protect else None,
+            skip_final_snapshot=not args.final_snapshot,
+            final_snapshot_identifier=f"{base}-db-final" if args.final_snapshot else None,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
             performance_insights_enabled=True,
             performance_insights_kms_key_id=args.kms_key_arn,
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            enabled_cloudwatch_logs_exports=list(DB_LOG_EXPORTS),
+            monitoring_interval=args.db_monitoring_interval_seconds,
+            monitoring_role_arn=monitoring_role.arn if monitoring_role else None,
             iam_database_authentication_enabled=True,
             tags=resource_tags(f"{base}-db", args.tags),
-            opts=defaults.stateful_options(self, protect=args.protect),
+            opts=pulumi.ResourceOptions.merge(
+                defaults.stateful_options(self, protect=args.protect),
+                pulumi.ResourceOptions(depends_on=log_groups),
+            ),
         )
         return pulumi.Output.secret(
             pulumi.Output.all(instance.address, password.result).apply(

@@ -14,6 +14,7 @@ from infra import defaults
 from infra.components.identity import service_role
 from infra.components.tracking import TrackingClient
 from infra.planning import iam
+from infra.planning.k8s import MLFLOW_PORT
 from infra.planning.pipeline import BATCH_JOBS, retry_strategy
 from infra.planning.tags import resource_tags
 from training_jobs import contract
@@ -49,6 +50,10 @@ class TrainingComputeArgs:
     shared_compute_environment_arns: pulumi.Input[list[str]] | None = None
     # The MLflow server the jobs log to, and their credentials for it.
     tracking: TrackingClient | None = None
+    # The registered model and experiment the jobs work on (per stack).
+    model_name: str = contract.DEFAULT_MODEL_NAME
+    # The VPC's range: MLflow's internal load balancer is in it.
+    vpc_cidr: str | None = None
 
 
 def _container_properties(
@@ -189,6 +194,8 @@ class TrainingCompute(pulumi.ComponentResource):
         }
         # MLflow's usage reporting would reach for the internet from private subnets.
         job_env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        job_env["MLOPS_MODEL_NAME"] = args.model_name
+        job_env["MLOPS_EXPERIMENT"] = args.model_name
         extra: dict[str, pulumi.Input[str]] = {}
         if tracking is not None:
             job_env["MLOPS_TRACKING_URI"] = tracking.uri
@@ -248,20 +255,32 @@ class TrainingCompute(pulumi.ComponentResource):
         def tags(name: str) -> dict[str, str]:
             return resource_tags(name, args.tags)
 
-        # Instances only talk out (ECR, S3, CloudWatch over HTTPS); nothing talks in.
+        # Instances only talk out (ECR, S3, CloudWatch over HTTPS; MLflow inside the VPC);
+        # nothing talks in.
+        egress = [
+            aws.ec2.SecurityGroupEgressArgs(
+                description="HTTPS to AWS APIs and the image registry",
+                protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_blocks=["0.0.0.0/0"],
+            )
+        ]
+        if args.tracking is not None and args.vpc_cidr is not None:
+            egress.append(
+                aws.ec2.SecurityGroupEgressArgs(
+                    description="MLflow through its internal load balancer",
+                    protocol="tcp",
+                    from_port=MLFLOW_PORT,
+                    to_port=MLFLOW_PORT,
+                    cidr_blocks=[args.vpc_cidr],
+                )
+            )
         security_group = aws.ec2.SecurityGroup(
             f"{base}-sg",
-            description="Batch job instances: HTTPS egress only",
+            description="Batch job instances: HTTPS out, and MLflow inside the VPC",
             vpc_id=args.vpc_id,
-            egress=[
-                aws.ec2.SecurityGroupEgressArgs(
-                    description="HTTPS to AWS APIs and the image registry",
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=["0.0.0.0/0"],
-                )
-            ],
+            egress=egress,
             tags=tags(f"{base}-sg"),
             opts=child,
         )
@@ -287,7 +306,6 @@ class TrainingCompute(pulumi.ComponentResource):
 
         launch_template = defaults.hardened_launch_template(
             f"{base}-lt",
-            kms_key_arn=args.kms_key_arn,
             volume_size_gib=50,
             tags=tags(f"{base}-lt"),
             opts=child,

@@ -83,13 +83,54 @@ def kms_key_policy(*, account_id: str, region: str, partition: str = "aws") -> P
                 },
             },
             {
-                # Alarms and EventBridge publish to the KMS-encrypted alert topic.
+                # Alarms and budgets publish to the KMS-encrypted alert topic (the SNS guide,
+                # "Enable compatibility between event sources from AWS services and
+                # encrypted topics"); both send the source account.
                 "Sid": "AlertPublishers",
                 "Effect": "Allow",
-                "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+                "Principal": {"Service": ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"]},
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "Resource": "*",
                 "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+            },
+            {
+                # EventBridge (the pipeline's and Batch's failure rules) sends no source
+                # condition keys to KMS: a condition here would refuse every delivery.
+                "Sid": "EventBridgeAlerts",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def ebs_csi_kms_policy(key_arn: str) -> PolicyDocument:
+    """What the EBS CSI driver needs besides AmazonEBSCSIDriverPolicy to create and attach
+    volumes encrypted with a customer-managed key (EKS user guide, "Amazon EBS CSI driver",
+    KMS encryption): grants for the attachment, and the data-key operations."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "GrantsForAttachedVolumes",
+                "Effect": "Allow",
+                "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                "Resource": [key_arn],
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            },
+            {
+                "Sid": "EncryptVolumes",
+                "Effect": "Allow",
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                "Resource": [key_arn],
             },
         ],
     }
@@ -144,7 +185,14 @@ def job_role_policy(
             {
                 "Sid": "ListPlatformBuckets",
                 "Effect": "Allow",
-                "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"],
+                # GetBucketVersioning: prepare refuses an unversioned bucket (manifests pin
+                # object versions).
+                "Action": [
+                    "s3:ListBucket",
+                    "s3:ListBucketVersions",
+                    "s3:GetBucketLocation",
+                    "s3:GetBucketVersioning",
+                ],
                 "Resource": sorted(bucket_arns),
             },
             {
@@ -319,9 +367,29 @@ def pipeline_role_policy(
             {
                 "Sid": "Tracing",
                 "Effect": "Allow",
-                "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                # What the Step Functions guide lists for X-Ray tracing.
+                "Action": [
+                    "xray:PutTraceSegments",
+                    "xray:PutTelemetryRecords",
+                    "xray:GetSamplingRules",
+                    "xray:GetSamplingTargets",
+                ],
                 "Resource": "*",
             },
+        ],
+    }
+
+
+def submit_job_policy(*, job_queue_arn: str, job_definition_arn: str) -> PolicyDocument:
+    """What a scheduler may do: submit one job definition to one queue."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["batch:SubmitJob"],
+                "Resource": sorted([job_queue_arn, job_definition_arn]),
+            }
         ],
     }
 
@@ -387,6 +455,27 @@ def bucket_access_policy(
             }
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def publish_alerts_policy(*, topic_arn: str, kms_key_arn: str) -> PolicyDocument:
+    """Alertmanager publishing to the (KMS-encrypted) alert topic."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublishAlerts",
+                "Effect": "Allow",
+                "Action": ["sns:Publish"],
+                "Resource": [topic_arn],
+            },
+            {
+                "Sid": "EncryptForTheTopic",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+                "Resource": [kms_key_arn],
+            },
+        ],
+    }
 
 
 def cloudwatch_read_policy() -> PolicyDocument:

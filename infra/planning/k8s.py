@@ -188,13 +188,15 @@ def service(
     target: str,
     internal_load_balancer: bool = False,
     source_ranges: list[str] | None = None,
+    selector_name: str | None = None,
 ) -> Manifest:
     """A ClusterIP Service, or an internal NLB one reachable only from `source_ranges` (the
-    in-tree controller opens the node security group's NodePort to exactly these)."""
+    in-tree controller opens the node security group's NodePort to exactly these), of the
+    pods of `selector_name` (default: `name`)."""
     metadata: Manifest = {"name": name, "namespace": namespace, "labels": labels(name, component)}
     spec: Manifest = {
         "type": "LoadBalancer" if internal_load_balancer else "ClusterIP",
-        "selector": labels(name, component),
+        "selector": labels(selector_name or name, component),
         "ports": [{"name": "http", "port": port, "targetPort": target}],
     }
     if internal_load_balancer:
@@ -202,6 +204,14 @@ def service(
         if source_ranges:
             spec["loadBalancerSourceRanges"] = sorted(source_ranges)
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+
+
+def load_balancer_url(status: Any, *, port: int) -> str:
+    """`http://<host>:<port>` of a LoadBalancer Service's status (pulumi output type)."""
+    ingress = status.load_balancer.ingress if status and status.load_balancer else None
+    if not ingress or not ingress[0].hostname:
+        raise ValueError("the Service has no load balancer address yet")
+    return f"http://{ingress[0].hostname}:{port}"
 
 
 def horizontal_pod_autoscaler(

@@ -209,10 +209,52 @@ def cloudwatch_dashboard(
     }
 
 
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
+GRAFANA_SERVICE_ACCOUNT = "grafana"
+ALERT_RECEIVER = "platform-alerts"
+
+
+def alertmanager_config(*, topic_arn: str, region: str) -> dict[str, Any]:
+    """Every alert to the platform's SNS topic; only the chart's always-firing Watchdog
+    (a dead man's switch for an external pager) and InfoInhibitor go nowhere."""
+    return {
+        "route": {
+            "receiver": ALERT_RECEIVER,
+            "group_by": ["alertname", "namespace"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            "routes": [{"receiver": "null", "matchers": ['alertname =~ "Watchdog|InfoInhibitor"']}],
+        },
+        "receivers": [
+            {"name": "null"},
+            {
+                "name": ALERT_RECEIVER,
+                "sns_configs": [
+                    {
+                        "topic_arn": topic_arn,
+                        # Signed with the pod identity of the alertmanager service account.
+                        "sigv4": {"region": region},
+                        "subject": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}",
+                    }
+                ],
+            },
+        ],
+    }
+
+
 def helm_values(
-    *, retention: str, storage_gib: int, cpu: str, memory: str, grafana_role_region: str
+    *,
+    retention: str,
+    storage_gib: int,
+    cpu: str,
+    memory: str,
+    grafana_role_region: str,
+    alert_topic_arn: str,
 ) -> dict[str, Any]:
-    """kube-prometheus-stack values: pick up our ServiceMonitors/rules/dashboards anywhere."""
+    """kube-prometheus-stack values: pick up our ServiceMonitors/rules/dashboards anywhere,
+    alert to the platform's topic, and take Grafana's admin password from a Secret."""
     return {
         "prometheus": {
             "prometheusSpec": {
@@ -243,7 +285,13 @@ def helm_values(
                     "searchNamespace": "ALL",
                 }
             },
-            "serviceAccount": {"name": "grafana"},
+            "serviceAccount": {"name": GRAFANA_SERVICE_ACCOUNT},
+            # Not the chart's well-known default password: a generated one (a Pulumi secret).
+            "admin": {
+                "existingSecret": GRAFANA_ADMIN_SECRET,
+                "userKey": "admin-user",
+                "passwordKey": "admin-password",
+            },
             "additionalDataSources": [
                 {
                     "name": "CloudWatch",
@@ -254,5 +302,9 @@ def helm_values(
                 }
             ],
         },
-        "alertmanager": {"enabled": True},
+        "alertmanager": {
+            "enabled": True,
+            "serviceAccount": {"create": True, "name": ALERTMANAGER_SERVICE_ACCOUNT},
+            "config": alertmanager_config(topic_arn=alert_topic_arn, region=grafana_role_region),
+        },
     }

@@ -1,8 +1,10 @@
 """Subnet layout as plain data: which CIDR goes to which AZ and tier.
 
 Private subnets (jobs, pods) are large and come first in the VPC block; public subnets
-(load balancers, NAT gateways) are small and follow. The layout depends only on the VPC
-block, the AZ count and the prefix lengths, so adding an AZ never renumbers the others.
+(load balancers, NAT gateways) are small and follow. Each tier has a fixed slot per AZ, as
+many slots as the block holds (at most MAX_AZS) whatever the AZ count: the layout depends
+only on the VPC block and the prefix lengths, so adding an AZ takes the next slot of each
+tier and never renumbers a subnet (which would replace it, and the NAT gateway in it).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 Tier = Literal["private", "public"]
+
+
+MAX_AZS = 6
 
 
 class SubnetLayoutError(ValueError):
@@ -38,18 +43,31 @@ def plan_subnets(
                 f"{tier} subnets of /{prefix} do not fit inside /{vpc_cidr.prefixlen}; "
                 f"use a longer {tier}_subnet_prefix"
             )
-    # Private subnets take the first az_count /private_prefix blocks; public subnets are
-    # carved from the first block after them (aligned to the public prefix).
-    private_blocks = list(_take(vpc_cidr, private_prefix, az_count, start=vpc_cidr[0]))
-    public_start = private_blocks[-1].broadcast_address + 1 if private_blocks else vpc_cidr[0]
-    if public_start not in vpc_cidr:
-        raise SubnetLayoutError(_no_room(vpc_cidr, az_count, private_prefix, public_prefix))
-    public_blocks = list(_take(vpc_cidr, public_prefix, az_count, start=public_start))
-    if len(private_blocks) < az_count or len(public_blocks) < az_count:
-        raise SubnetLayoutError(_no_room(vpc_cidr, az_count, private_prefix, public_prefix))
-    return [SubnetPlan("private", i, c) for i, c in enumerate(private_blocks)] + [
-        SubnetPlan("public", i, c) for i, c in enumerate(public_blocks)
+    slots = az_slots(vpc_cidr, private_prefix, public_prefix)
+    if az_count > slots:
+        raise SubnetLayoutError(
+            f"a /{vpc_cidr.prefixlen} with private /{private_prefix} and public /{public_prefix} "
+            f"subnets has room for {slots} AZ(s), not {az_count}; use a larger vpc_cidr or "
+            "longer subnet prefixes"
+        )
+    private_blocks = _take(vpc_cidr, private_prefix, slots, start=vpc_cidr[0])
+    public_start = private_blocks[-1].broadcast_address + 1
+    public_blocks = _take(vpc_cidr, public_prefix, slots, start=public_start)
+    return [SubnetPlan("private", i, c) for i, c in enumerate(private_blocks[:az_count])] + [
+        SubnetPlan("public", i, c) for i, c in enumerate(public_blocks[:az_count])
     ]
+
+
+def az_slots(vpc_cidr: ipaddress.IPv4Network, private_prefix: int, public_prefix: int) -> int:
+    """How many AZs the layout reserves a slot for in each tier (up to MAX_AZS)."""
+    for slots in range(MAX_AZS, 0, -1):
+        private = _take(vpc_cidr, private_prefix, slots, start=vpc_cidr[0])
+        if len(private) < slots:
+            continue
+        after = private[-1].broadcast_address + 1
+        if after in vpc_cidr and len(_take(vpc_cidr, public_prefix, slots, start=after)) == slots:
+            return slots
+    return 0
 
 
 def _take(
@@ -60,10 +78,3 @@ def _take(
         if block.network_address >= start and len(blocks) < count:
             blocks.append(block)
     return blocks
-
-
-def _no_room(vpc: ipaddress.IPv4Network, azs: int, private: int, public: int) -> str:
-    return (
-        f"a /{vpc.prefixlen} cannot hold {azs} private /{private} and {azs} public /{public} "
-        "subnets; use a larger vpc_cidr, fewer AZs or longer subnet prefixes"
-    )

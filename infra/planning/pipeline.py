@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from training_jobs.contract import latest_decision_key
+from training_jobs import contract
 
 # The lifecycle in order; each becomes a Batch job definition and a state.
 PIPELINE_JOBS: tuple[str, ...] = ("prepare", "train", "evaluate", "register")
@@ -34,7 +34,9 @@ def _batch_task(job: str, queue_arn: str, definition_arn: str, next_state: str) 
             "JobQueue": queue_arn,
             "JobDefinition": definition_arn,
             "ContainerOverrides": {
-                "Environment": [{"Name": "MLOPS_PIPELINE_EXECUTION", "Value.$": "$$.Execution.Id"}]
+                "Environment": [
+                    {"Name": contract.PIPELINE_EXECUTION_VARIABLE, "Value.$": "$$.Execution.Id"}
+                ]
             },
         },
         "ResultPath": f"$.jobs.{job}",
@@ -64,7 +66,12 @@ def state_machine_definition(
         "ReadDecision": {
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
-            "Parameters": {"Bucket": models_bucket, "Key": latest_decision_key(model_name)},
+            # The decision this execution's evaluate made (contract.pointer_key with the
+            # execution): concurrent executions never read each other's.
+            "Parameters": {
+                "Bucket": models_bucket,
+                "Key.$": f"States.Format('{decision_key_template(model_name)}', $$.Execution.Name)",
+            },
             "ResultSelector": {"decision.$": "States.StringToJson($.Body)"},
             "ResultPath": "$.evaluation",
             "Catch": _catch(),
@@ -104,6 +111,19 @@ def state_machine_definition(
         "TimeoutSeconds": 6 * 3600,
         "States": states,
     }
+
+
+def decision_key_template(model_name: str) -> str:
+    """`contract.pointer_key` of the decisions, with `{}` where the execution's name goes."""
+    key = contract.pointer_key(contract.PREFIX_DECISIONS, model_name, "{}")
+    if not key.endswith("/{}.json"):
+        raise ValueError(f"unexpected pointer layout {key!r}")
+    return key
+
+
+def decision_keys_pattern(model_name: str) -> str:
+    """Every execution's decision pointer (what the state machine may read)."""
+    return decision_key_template(model_name).replace("{}", "*")
 
 
 def alarm_state_change_pattern(alarm_arn: str) -> dict[str, Any]:

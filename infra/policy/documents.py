@@ -7,6 +7,7 @@ some booleans as "true" in nested blocks, scalars where a list is allowed. The r
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Mapping
@@ -103,6 +104,54 @@ def allowed_pairs(doc: Mapping[str, Any] | None) -> set[tuple[str, str]]:
     return pairs
 
 
+def is_unknown(value: Any) -> bool:
+    """A value the plan cannot know yet (a preview's computed output, or the offline
+    plan's marker for an output its mock does not model)."""
+    return isinstance(value, str) and value.startswith("[unknown")
+
+
+def _principals(statement: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """(AWS principals, service principals) a statement names; "*" stands for everyone."""
+    principal = statement.get("Principal")
+    if principal == "*":
+        return {"*"}, {"*"}
+    if not isinstance(principal, Mapping):
+        return set(), set()
+    aws = {str(p) for p in as_list(principal.get("AWS"))}
+    services = {str(p) for p in as_list(principal.get("Service"))}
+    return aws, services
+
+
+def allowing_statement(
+    doc: Mapping[str, Any] | None,
+    action: str,
+    resource: str = "*",
+    *,
+    aws_principal: str | None = None,
+    service: str | None = None,
+) -> dict[str, Any] | None:
+    """The first Allow statement granting `action` on `resource` (to the principal, for a
+    resource policy such as a key policy), or None. Conditions are not evaluated: the
+    caller looks at the returned statement's `Condition` where it matters."""
+    for s in statements(doc):
+        if s.get("Effect") != "Allow" or "NotAction" in s or "NotPrincipal" in s:
+            continue
+        if aws_principal is not None or service is not None:
+            aws, services = _principals(s)
+            named = (aws_principal is not None and (aws_principal in aws or "*" in aws)) or (
+                service is not None and (service in services or "*" in services)
+            )
+            if not named:
+                continue
+        actions = [str(a) for a in as_list(s.get("Action"))]
+        if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions):
+            continue
+        resources = [str(r) for r in as_list(s.get("Resource"))] or ["*"]
+        if any(fnmatch.fnmatchcase(resource, r) for r in resources):
+            return s
+    return None
+
+
 def open_ingress(type_: str, inputs: Mapping[str, Any]) -> list[str]:
     """Ingress rules of any of the three SG shapes that admit 0.0.0.0/0 or ::/0."""
     out = []
@@ -151,6 +200,8 @@ UNTAGGABLE = frozenset(
         "aws:sns/topicSubscription:TopicSubscription",
         "aws:sns/topicPolicy:TopicPolicy",
         "aws:secretsmanager/secretVersion:SecretVersion",
+        # Schedules take no tags (their schedule groups do).
+        "aws:scheduler/schedule:Schedule",
         "aws:iam/policyAttachment:PolicyAttachment",
         "aws:budgets/budget:Budget",
         "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",

@@ -147,6 +147,7 @@ REPLACE_ON: dict[str, ReplaceRule] = {
     "aws:sns/topic:Topic": _aws("name", "namePrefix", "fifoTopic"),
     "aws:sns/topicSubscription:TopicSubscription": _aws("topic", "protocol", "endpoint"),
     "aws:sns/topicPolicy:TopicPolicy": _aws("arn"),
+    "aws:scheduler/schedule:Schedule": _aws("name", "namePrefix", "groupName"),
     # --- secrets ------------------------------------------------------------------------
     "aws:secretsmanager/secret:Secret": _aws("name", "namePrefix"),
     "aws:secretsmanager/secretVersion:SecretVersion": _aws(

@@ -130,7 +130,9 @@ def test_kms_key_rotates_and_admits_cloudwatch_logs(any_plan: Plan) -> None:
     assert key.inputs["deletionWindowInDays"] == 30, key.urn
     policy = json.loads(key.inputs["policy"])
     sids = {s["Sid"] for s in policy["Statement"]}
-    assert sids == {"AccountAdministration", "CloudWatchLogsEncryption", "AlertPublishers"}, key.urn
+    assert sids == {
+        "AccountAdministration", "CloudWatchLogsEncryption", "AlertPublishers", "EventBridgeAlerts"
+    }, key.urn  # fmt: skip
 
 
 def test_ecr_repositories_scan_are_immutable_encrypted_and_expire(any_plan: Plan) -> None:

@@ -45,11 +45,16 @@ def test_ephemeral_buckets_force_destroy_even_if_config_says_no() -> None:
 
 
 def test_values_arrive_as_json_strings_like_the_engine_sends_them() -> None:
-    raw = {"environment": "dev", "owner": "me", "network": '{"az_count": 3}'}
+    raw = {**BASE, "network": '{"az_count": 3}', "serving": json.dumps(BASE["serving"])}
     assert _parse(raw).network.az_count == 3
 
 
-BASE: dict[str, Any] = {"environment": "dev", "owner": "ml-platform"}
+_DEPLOYER = {"location": "public", "public_cidrs": ["203.0.113.10/32"]}
+BASE: dict[str, Any] = {
+    "environment": "dev",
+    "owner": "ml-platform",
+    "serving": {"deployer": _DEPLOYER},
+}
 _EXCEPTION: dict[str, Any] = {
     "rule": "MLOPS-KMS-001",
     "name": "mlops-dev-data-key",
@@ -60,6 +65,7 @@ PROD: dict[str, Any] = {
     "owner": "ml-platform",
     "network": {"az_count": 3, "nat_mode": "per_az"},
     "tracking": {"database": "rds", "db_deletion_protection": True},
+    "serving": {"deployer": {"location": "in_vpc", "in_vpc_cidrs": ["10.40.0.0/16"]}},
 }
 
 
@@ -97,7 +103,7 @@ BAD_CONFIGS: list[tuple[dict[str, Any], str, str, str]] = [
         ),
         "dev",
         "network.vpc_cidr",
-        "cannot hold",
+        "has room for 3 AZ(s), not 4",
     ),
     (
         _with(BASE, network={"az_count": 2, "availability_zones": ["us-east-1a"]}),
@@ -142,9 +148,19 @@ BAD_CONFIGS: list[tuple[dict[str, Any], str, str, str]] = [
         "serving.node_groups",
         "'system'",
     ),
-    (_with(BASE, serving={"kubernetes_version": "1.20"}), "dev", "serving.kubernetes_version", "supported EKS version"),
-    (_with(BASE, serving={"public_access_cidrs": ["10.0.0.0/8", "10.1.0.0/16"]}), "dev", "serving.public_access_cidrs[1]", "overlaps"),
-    (_with(PROD, serving={"public_access_cidrs": ["0.0.0.0/0"]}), "prod", "serving.public_access_cidrs", "whole internet"),
+    (_with(BASE, serving={"kubernetes_version": "1.34"}), "dev", "serving.kubernetes_version", "left standard support on 2026-12-02"),
+    (_with(BASE, serving={"kubernetes_version": "2.0"}), "dev", "serving.kubernetes_version", "expected an EKS version"),
+    (_with(BASE, serving={"deployer": {"public_cidrs": ["198.51.100.0/24", "198.51.100.7/32"]}}), "dev", "serving.deployer.public_cidrs[1]", "overlaps"),
+    (_with(BASE, serving={"deployer": {"public_cidrs": []}}), "dev", "serving.deployer.public_cidrs", "must admit its egress CIDRs"),
+    (_with(BASE, serving={"deployer": {"public_cidrs": ["10.1.0.0/16"]}}), "dev", "serving.deployer.public_cidrs[0]", "never reaches the public endpoint"),
+    (_with(BASE, serving={"deployer": {"location": "in_vpc"}}), "dev", "serving.deployer.in_vpc_cidrs", "the API endpoint is private"),
+    (_with(PROD, serving={"deployer": {"location": "public", "public_cidrs": ["0.0.0.0/0"]}}), "prod", "serving.deployer.public_cidrs[0]", "whole internet"),
+    (_with(BASE, serving={"public_access_cidrs": ["198.51.100.0/24"]}), "dev", "serving.public_access_cidrs", "moved: give the deployer's egress CIDRs as serving.deployer.public_cidrs"),
+    (_with(BASE, training={"image_tag": "0.1.0"}), "dev", "training.image_tag", "pulumi up` builds the jobs image"),
+    (_with(BASE, images={"build": False, "digests": {"jobs": "sha256:" + "a" * 64}}), "dev", "images.digests", "missing tracking, server"),
+    (_with(BASE, images={"digests": {"jobs": "latest"}}), "dev", "images.digests", "not an image digest"),
+    (_with(BASE, tracking={"workers": 4, "memory": "1Gi"}), "dev", "tracking.memory", "needs at least 2160Mi"),
+    (_with(PROD, tracking={"db_engine_version": "16.4"}), "prod", "tracking.db_engine_version", "retired by RDS on 2026-05-01"),
     (_with(BASE, monitoring={"alert_emails": ["not-an-address"]}), "dev", "monitoring.alert_emails", "e-mail"),
     (_with(BASE, monitoring={"budget_monthly_usd": -5}), "dev", "monitoring.budget_monthly_usd", "greater than 0"),
     (_with(BASE, ephemeral={"expires_at": "2026-12-01T00:00:00Z"}), "dev", "ephemeral.expires_at", "only ephemeral"),

@@ -15,7 +15,8 @@ ENDPOINT_KEY = {
     "batch": "batch", "sfn": "sfn", "sns": "sns", "eks": "eks", "rds": "rds",
     "budgets": "budgets", "cloudwatch/logGroup": "logs", "cloudwatch/eventRule": "events",
     "cloudwatch/eventTarget": "events", "cloudwatch/metricAlarm": "cloudwatch",
-    "cloudwatch/dashboard": "cloudwatch",
+    "cloudwatch/dashboard": "cloudwatch", "scheduler": "scheduler",
+    "secretsmanager": "secretsmanager",
 }  # fmt: skip
 # Invokes the program makes go to these services too.
 INVOKE_SERVICES = {"sts", "ec2"}

@@ -90,7 +90,7 @@ def test_cloudwatch_dashboard_shows_the_drift_metric(dev_plan: Plan) -> None:
 def test_helm_chart_is_pinned_and_values_come_from_config(prod_plan: Plan) -> None:
     (release,) = prod_plan.of_type("kubernetes:helm.sh/v3:Release")
     assert release.inputs["chart"] == "kube-prometheus-stack"
-    assert release.inputs["version"] == "77.6.2"
+    assert release.inputs["version"] == "88.5.3"
     spec = release.inputs["values"]["prometheus"]["prometheusSpec"]
     assert spec["retention"] == "15d"
     assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False

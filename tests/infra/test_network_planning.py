@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from infra.planning.network import SubnetLayoutError, plan_subnets
+from infra.planning.network import SubnetLayoutError, az_slots, plan_subnets
 
 VPC = ipaddress.IPv4Network("10.40.0.0/16")
 
@@ -24,25 +24,40 @@ def test_subnets_fit_and_never_overlap(azs: int) -> None:
     assert [s.cidr.prefixlen for s in layout if s.tier == "public"] == [24] * azs
 
 
-def test_adding_an_az_keeps_existing_private_subnets() -> None:
-    two = [s.cidr for s in plan_subnets(VPC, 2, 19, 24) if s.tier == "private"]
-    three = [s.cidr for s in plan_subnets(VPC, 3, 19, 24) if s.tier == "private"]
-    assert three[:2] == two
+@pytest.mark.parametrize(
+    ("vpc", "private", "public"),
+    [(VPC, 19, 24), (VPC, 18, 24), (ipaddress.IPv4Network("10.9.0.0/20"), 23, 27)],
+)
+@pytest.mark.parametrize("tier", ["private", "public"])
+def test_adding_azs_never_renumbers_a_subnet_of_either_tier(
+    vpc: ipaddress.IPv4Network, private: int, public: int, tier: str
+) -> None:
+    slots = az_slots(vpc, private, public)
+    layouts = [
+        {s.az_index: s.cidr for s in plan_subnets(vpc, azs, private, public) if s.tier == tier}
+        for azs in range(1, slots + 1)
+    ]
+    for smaller, larger in itertools.pairwise(layouts):
+        assert {i: larger[i] for i in smaller} == smaller, f"{tier} subnets moved"
 
 
 def test_known_layout() -> None:
     layout = {(s.tier, s.az_index): str(s.cidr) for s in plan_subnets(VPC, 2, 19, 24)}
+    # Six slots per tier: public subnets start after the sixth private slot.
     assert layout == {
         ("private", 0): "10.40.0.0/19",
         ("private", 1): "10.40.32.0/19",
-        ("public", 0): "10.40.64.0/24",
-        ("public", 1): "10.40.65.0/24",
+        ("public", 0): "10.40.192.0/24",
+        ("public", 1): "10.40.193.0/24",
     }
+    assert az_slots(VPC, 19, 24) == 6
 
 
 def test_too_many_subnets_is_an_error() -> None:
-    with pytest.raises(SubnetLayoutError, match="cannot hold 6 private /18"):
-        plan_subnets(VPC, 6, 18, 24)  # a /16 holds only four /18s
+    # A /16 holds four /18s, and only three leave room for the public tier.
+    assert az_slots(VPC, 18, 24) == 3
+    with pytest.raises(SubnetLayoutError, match="has room for 3 AZ"):
+        plan_subnets(VPC, 4, 18, 24)
 
 
 def test_subnet_larger_than_vpc_is_an_error() -> None:

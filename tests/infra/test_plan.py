@@ -143,3 +143,44 @@ def test_secret_config_is_never_printed(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert 'mlops:owner_secret_note = "[secret]"' in result.stderr
     assert "DeadBeef" not in result.stderr + result.stdout
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def test_no_shipped_plan_has_an_input_the_mock_could_have_known(any_plan: Plan) -> None:
+    # An unknown marker means an output the program reads that the mock does not model:
+    # model it in mlops/recorder.py (AUTONAMED or `new_resource`), so review sees the value.
+    unknown = {
+        r.name: s
+        for r in any_plan.resources
+        for s in _strings(r.inputs)
+        if s.startswith("[unknown")
+    }
+    assert not unknown, unknown
+
+
+def test_an_unmodelled_output_is_recorded_as_a_marker_naming_it_never_omitted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlops import recorder
+    from mlops.stackfiles import find_project, read_stack_config
+
+    # As the recorder was before it modelled parameter group names: the RDS instance's
+    # parameterGroupName (and its dependency) went missing from the plan.
+    monkeypatch.delitem(recorder.AUTONAMED, "aws:rds/parameterGroup:ParameterGroup")
+    project = find_project(ROOT)
+    plan = recorder.record(project, "prod", read_stack_config(project, "prod"))
+    (db,) = plan.of_type("aws:rds/instance:Instance")
+    (params,) = plan.of_type("aws:rds/parameterGroup:ParameterGroup")
+    assert db.inputs["parameterGroupName"] == (
+        "[unknown: aws:rds/parameterGroup:ParameterGroup::mlops-prod-tracking-db-params.name]"
+    )
+    assert params.urn in db.dependencies

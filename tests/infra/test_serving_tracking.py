@@ -13,6 +13,7 @@ import yaml
 from mlops.k8s_export import kubernetes_objects, write_manifests
 from mlops.plan import Plan, PlanResource
 from tests.infra.conftest import plan_for
+from training_jobs import contract
 
 
 def _one(plan: Plan, type_: str) -> PlanResource:
@@ -25,7 +26,7 @@ def test_cluster_is_private_encrypted_logged_and_standard_support(stack: str) ->
     plan = plan_for(stack)
     cluster = _one(plan, "aws:eks/cluster:Cluster")
     inputs = cluster.inputs
-    assert inputs["version"] == "1.33", cluster.urn
+    assert inputs["version"] == "1.36", cluster.urn
     assert inputs["upgradePolicy"] == {"supportType": "STANDARD"}, cluster.urn
     assert inputs["encryptionConfig"] == {
         "provider": {"keyArn": plan.outputs["kms_key_arn"]},
@@ -36,7 +37,25 @@ def test_cluster_is_private_encrypted_logged_and_standard_support(stack: str) ->
     ), cluster.urn
     vpc = inputs["vpcConfig"]
     assert vpc["endpointPrivateAccess"] is True, cluster.urn
-    assert vpc["endpointPublicAccess"] is False and "publicAccessCidrs" not in vpc, cluster.urn
+    # Where `pulumi up` runs decides the endpoint: dev deploys from a runner outside the
+    # VPC (its address only); staging and prod from inside (private endpoint only, and the
+    # cluster security group admits the runner's subnet on 443).
+    deployer = inputs["tags"][contract.TAG_DEPLOYER]
+    ingress = [
+        r
+        for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if cluster.urn in r.dependencies and "-eks-deployer-" in r.name
+    ]
+    if stack == "dev":
+        assert deployer == "public"
+        assert vpc["endpointPublicAccess"] is True
+        assert vpc["publicAccessCidrs"] == ["203.0.113.10/32"]
+        assert not ingress
+    else:
+        assert deployer == "in_vpc"
+        assert vpc["endpointPublicAccess"] is False and "publicAccessCidrs" not in vpc
+        (rule,) = ingress
+        assert (rule.inputs["fromPort"], rule.inputs["toPort"]) == (443, 443)
     assert vpc["subnetIds"] == plan.outputs["private_subnet_ids"], cluster.urn
     assert inputs["deletionProtection"] is (stack == "prod"), cluster.urn
     logs = next(g for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup") if "eks" in g.name)
@@ -65,9 +84,9 @@ def test_node_groups_use_imdsv2_and_encrypted_volumes(prod_plan: Plan) -> None:
         assert metadata["httpTokens"] == "required", template.urn
         assert metadata["httpPutResponseHopLimit"] == 1, template.urn
         ebs = template.inputs["blockDeviceMappings"][0]["ebs"]
-        assert ebs["encrypted"] == "true" and ebs["kmsKeyId"] == prod_plan.outputs["kms_key_arn"], (
-            template.urn
-        )
+        # The account's EBS key, not the platform key: the service-linked roles that launch
+        # the instances need no key policy (see infra/defaults.py), yet volumes are encrypted.
+        assert ebs["encrypted"] == "true" and "kmsKeyId" not in ebs, template.urn
         assert group.inputs["launchTemplate"]["id"].startswith("lt-"), group.urn
 
 
@@ -85,6 +104,7 @@ def test_addons_are_pinned_and_ebs_uses_pod_identity(dev_plan: Plan) -> None:
         "kube-proxy",
         "eks-pod-identity-agent",
         "aws-ebs-csi-driver",
+        "metrics-server",  # the HPA's CPU metrics
     }
     for addon in addons.values():
         assert addon.inputs["addonVersion"].startswith("v"), addon.urn
@@ -92,12 +112,17 @@ def test_addons_are_pinned_and_ebs_uses_pod_identity(dev_plan: Plan) -> None:
     assert ebs["serviceAccount"] == "ebs-csi-controller-sa"
     node_groups = {g.urn for g in dev_plan.of_type("aws:eks/nodeGroup:NodeGroup")}
     assert node_groups <= set(addons["coredns"].dependencies), "coredns needs nodes first"
+    assert node_groups <= set(addons["metrics-server"].dependencies)
+    assert addons["kube-proxy"].inputs["addonVersion"].startswith("v1.36.")
 
 
 def test_admin_access_entries_from_config() -> None:
     plan = plan_for("staging")
-    # No admins configured: only the creator (the deploying identity) is admin.
-    assert not plan.of_type("aws:eks/accessEntry:AccessEntry")
+    (entry,) = plan.of_type("aws:eks/accessEntry:AccessEntry")
+    assert entry.inputs["principalArn"] == "arn:aws:iam::123456789012:role/ml-platform-admin"
+    (association,) = plan.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert association.inputs["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
+    assert entry.urn in association.dependencies
 
 
 def test_model_server_role_reads_models_and_writes_captures_only(dev_plan: Plan) -> None:
@@ -190,7 +215,11 @@ def test_tracking_uses_rds_in_prod_with_secret_password(prod_plan: Plan) -> None
         if g.name.endswith("db-sg")
     )
     assert "ingress" not in sg.inputs
-    (rule,) = prod_plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    (rule,) = [
+        r
+        for r in prod_plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.name.endswith("db-from-cluster")
+    ]
     assert rule.inputs["fromPort"] == 5432 and "cidrIpv4" not in rule.inputs
     assert rule.inputs["referencedSecurityGroupId"].startswith("sg-")
     assert sg.urn in rule.dependencies
@@ -250,7 +279,7 @@ def test_schema_validation_catches_a_broken_object(dev_plan: Plan) -> None:
     broken = json.loads(json.dumps(deployment))
     broken["spec"]["replicas"] = "two"
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(broken, "1.33.0", strict=True)
+        kubernetes_validate.validate(broken, "1.36.0", strict=True)
 
 
 def test_local_stack_has_no_kubernetes(local_plan: Plan) -> None:

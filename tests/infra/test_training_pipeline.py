@@ -15,6 +15,7 @@ from infra.planning.pipeline import (
     state_machine_definition,
 )
 from mlops.plan import Plan, PlanResource
+from training_jobs import contract
 
 
 def _policies(plan: Plan) -> list[tuple[PlanResource, dict[str, Any]]]:
@@ -137,10 +138,15 @@ def test_state_machine_runs_the_lifecycle_in_order() -> None:
     choice = states["PromoteOrReject"]
     assert choice["Choices"][0]["StringEquals"] == "promote"
     assert choice["Default"] == "CandidateRejected"
+    # The decision of this execution (where its evaluate wrote it), never a shared key that
+    # a concurrent execution could overwrite.
     assert states["ReadDecision"]["Parameters"] == {
         "Bucket": "models-bucket",
-        "Key": "decisions/churn/latest.json",
+        "Key.$": "States.Format('decisions/churn/executions/{}.json', $$.Execution.Name)",
     }
+    assert contract.pointer_key(contract.PREFIX_DECISIONS, "churn", "arn:x:execution:m:run-7") == (
+        "decisions/churn/executions/run-7.json"
+    )
     assert states["NotifyFailure"]["Parameters"]["TopicArn"] == "arn:topic"
 
 
@@ -169,6 +175,26 @@ def test_planned_state_machine_references_real_definitions_and_queue(dev_plan: P
     assert states["Prepare"]["Parameters"]["JobQueue"].endswith(queue.inputs["name"])
     assert machine.inputs["tracingConfiguration"] == {"enabled": True}
     assert any(d.endswith("::mlops-dev-training-queue") for d in machine.dependencies)
+
+
+def test_the_drift_job_runs_on_a_schedule(dev_plan: Plan) -> None:
+    # Without it no MaxDriftScore is published, the drift alarm never fires, the loop never
+    # closes in AWS.
+    (schedule,) = dev_plan.of_type("aws:scheduler/schedule:Schedule")
+    assert schedule.inputs["scheduleExpression"] == "rate(1 day)"
+    target = schedule.inputs["target"]
+    assert target["arn"] == "arn:aws:scheduler:::aws-sdk:batch:submitJob"
+    submitted = json.loads(target["input"])
+    by_name = {r.name: r for r in dev_plan.resources}
+    drift = by_name["mlops-dev-training-drift"]
+    assert submitted["JobDefinition"].endswith(drift.inputs["name"])
+    assert submitted["JobQueue"] == dev_plan.outputs["job_queue_arn"]
+    policy = by_name["mlops-dev-retrain-drift-scheduler-policy"]
+    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    assert statement["Action"] == ["batch:SubmitJob"]
+    assert sorted(statement["Resource"]) == sorted(
+        [submitted["JobDefinition"], submitted["JobQueue"]]
+    )
 
 
 def test_drift_alarm_starts_the_pipeline(dev_plan: Plan) -> None:

@@ -120,7 +120,7 @@ def test_policy_exceptions_from_the_stack_file(
     stack_file = (
         (project_root / "Pulumi.dev.yaml")
         .read_text()
-        .replace("  mlops:serving:\n", "  mlops:serving:\n    public_access_cidrs: [0.0.0.0/0]\n")
+        .replace("public_cidrs: [203.0.113.10/32]", "public_cidrs: [0.0.0.0/0]")
     )
     (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
     # A real recording of the changed project (not the session's cached plans).

@@ -116,3 +116,24 @@ def test_lifecycle_workflows_call_the_env_tooling() -> None:
     deploy = _load("deploy-dev.yml")
     assert deploy["on"]["push"]["branches"] == ["main"]
     assert "command: up" in yaml.safe_dump(deploy)
+
+
+_TOUCHES_THE_CLUSTER = ("command: up", "command: preview", "mlops env destroy", "mlops env reap")
+
+
+def test_every_job_that_reaches_the_cluster_runs_on_the_deployer_runner() -> None:
+    # The stacks' API endpoints admit the deployer only (serving.deployer): a
+    # GitHub-hosted runner's address is not on any allowlist, nor inside the VPC.
+    stacks = {s: yaml.safe_load((ROOT / f"Pulumi.{s}.yaml").read_text()) for s in ("dev", "prod")}
+    assert stacks["dev"]["config"]["mlops:serving"]["deployer"]["location"] == "public"
+    assert stacks["prod"]["config"]["mlops:serving"]["deployer"]["location"] == "in_vpc"
+    config = yaml.safe_load((ROOT / ".github" / "actionlint.yaml").read_text())
+    assert "mlops-deployer" in config["self-hosted-runner"]["labels"]
+    checked = 0
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for name, job in _load(path.name)["jobs"].items():
+            text = yaml.safe_dump(job)
+            if any(marker in text for marker in _TOUCHES_THE_CLUSTER):
+                assert job["runs-on"] == ["self-hosted", "mlops-deployer"], f"{path.name}:{name}"
+                checked += 1
+    assert checked >= 4

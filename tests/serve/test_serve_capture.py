@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -15,6 +15,7 @@ from moto import mock_aws
 from serve_helpers import Registry, eventually, rows_payload, serve_in_thread, settings
 
 from training_jobs import contract
+from training_jobs.drift.sources import capture_hour_prefixes, capture_keys
 from training_jobs.serve.capture import CaptureEntry, CaptureSink, capture_key
 
 BUCKET = "captures-test"
@@ -200,3 +201,31 @@ def test_a_full_capture_buffer_drops_counts_and_never_fails_a_request(
         assert "mlops_serve_capture_buffered_records 4.0" in metrics
         stuck.gate.set()
     assert sum(len(records) for _, records in _captured(s3)) == 6
+
+
+def test_a_batch_across_an_hour_boundary_lands_in_the_partitions_the_drift_job_lists(
+    s3: Any,
+) -> None:
+    before = datetime(2026, 3, 4, 5, 59, 59, 900_000, tzinfo=UTC)
+    after = datetime(2026, 3, 4, 6, 0, 0, 100_000, tzinfo=UTC)
+    sink = _sink(s3, batch=10, bound=10, drops=[])
+    sink.start()
+    for i, when in enumerate((before, after)):
+        entry = _entry(i)
+        assert sink.offer(CaptureEntry(when, *[getattr(entry, f) for f in _FIELDS]))
+    sink.close()  # one batch of two records, captured in two different hours
+
+    for start, request in ((before, "req-0"), (after, "req-1")):
+        hour = start.replace(minute=0, second=0, microsecond=0)
+        # The drift job's window of that hour lists exactly its partition.
+        prefixes = capture_hour_prefixes("churn", hour, hour + timedelta(hours=1))
+        keys = capture_keys(s3, BUCKET, prefixes)
+        assert len(keys) == 1, f"{hour:%H}:00 window finds {keys}"
+        records = [
+            orjson.loads(line)
+            for line in s3.get_object(Bucket=BUCKET, Key=keys[0])["Body"].read().splitlines()
+        ]
+        assert [r["request_id"] for r in records] == [request]
+
+
+_FIELDS = ("request_id", "model_name", "model_version", "columns", "predictions", "n_rows")

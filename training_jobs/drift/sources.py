@@ -196,9 +196,7 @@ def capture_hour_prefixes(model_name: str, start: datetime, end: datetime) -> li
     hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     prefixes = []
     while hour < end:
-        prefixes.append(
-            f"{contract.PREFIX_CAPTURES}{model_name}/date={hour:%Y-%m-%d}/hour={hour:%H}/"
-        )
+        prefixes.append(contract.capture_partition(model_name, hour))
         hour += timedelta(hours=1)
     return prefixes
 

@@ -179,9 +179,14 @@ def run(
     server.process.wait_healthy(f"{server.url}/health/ready", config.wait_timeout_s)
     with _client(server) as client:
         probe = sample_data.generate(PROBE_ROWS, config.traffic_seed + 7)
-        served = client.predict(probe, traffic)
-        if served is None:
-            raise LoopError(f"the model server failed its first request: {traffic.failures}")
+        # Ready may mean "no champion yet" (503 on /invocations) until the server's next
+        # poll of the alias finds the champion the lifecycle just registered.
+        deadline = time.monotonic() + config.wait_timeout_s
+        waiting = Tally()
+        while (served := client.predict(probe, waiting)) is None:
+            if time.monotonic() > deadline:
+                raise LoopError(f"the model server never served the champion: {waiting.failures}")
+            time.sleep(config.poll_interval_s / 2)
         timeline.mark("serving", f"model server {server.url} answers with {model_name} v{served}")
 
         normal = sample_data.generate(config.traffic_rows, config.traffic_seed)

@@ -63,7 +63,11 @@ class ServeApp:
             poll_interval_s=settings.poll_interval_s,
             on_loaded=self._swap,
             on_failed=self._load_failed,
+            on_absent=self._no_champion,
         )
+        # The registry answered that no version carries the alias: a fresh platform, before
+        # the first pipeline run. Ready (so a first `pulumi up` completes), answering 503.
+        self.no_champion = False
         self.capture: CaptureSink | None = None
         if s3 is not None and capture_bucket and settings.capture_enabled:
             m = self.metrics
@@ -85,6 +89,7 @@ class ServeApp:
     def _swap(self, model: LoadedModel) -> None:
         previous = self.model
         self.model = model  # one reference assignment: requests see old or new, never half
+        self.no_champion = False
         self.metrics.model.info({"name": model.name, "version": model.version})
         self.metrics.model_version.labels(model=model.name).set(float(model.version))
         self.metrics.model_swaps.labels(outcome="loaded").inc()
@@ -94,6 +99,15 @@ class ServeApp:
             model.version,
             previous.version if previous else "none",
         )
+
+    def _no_champion(self) -> None:
+        if not self.no_champion and self.model is None:
+            log.info(
+                "no %s@%s in the registry yet; serving 503 until there is",
+                self._source.name,
+                self.settings.model_alias,
+            )
+        self.no_champion = self.model is None
 
     def _load_failed(self, version: str, exc: BaseException) -> None:
         self.metrics.model_swaps.labels(outcome="failed").inc()
@@ -215,6 +229,17 @@ class ServeApp:
         model = self.model
         if self.draining:
             return await _reply(send, 503, b'{"status":"draining"}')
+        if model is None and self.no_champion:
+            # Nothing to load is not a broken pod: ready, so a rollout on an empty platform
+            # completes; /invocations says why it cannot answer yet.
+            body = orjson.dumps(
+                {
+                    "status": "no-model",
+                    "model": self._source.name,
+                    "alias": self.settings.model_alias,
+                }
+            )
+            return await _reply(send, 200, body)
         if model is None:
             return await _reply(send, 503, b'{"status":"loading"}')
         body = orjson.dumps({"status": "ready", "model": model.name, "version": model.version})
@@ -222,6 +247,12 @@ class ServeApp:
 
     async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> int:
         model = self.model
+        if model is None and self.no_champion:
+            return await self._unavailable(
+                send,
+                f"no version of {self._source.name} is {self.settings.model_alias} yet: the "
+                "retrain pipeline registers one",
+            )
         if model is None:
             return await self._unavailable(send, "the model is not loaded yet")
         if self._inflight >= self.settings.max_concurrency:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from training_jobs import contract
 from training_jobs.serve.inputs import Columns
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,9 @@ class CaptureEntry:
 
 
 def capture_key(prefix: str, model_name: str, when: datetime) -> str:
-    when = when.astimezone(UTC)
-    stamp = when.strftime("%Y%m%dT%H%M%S%fZ")
-    return (
-        f"{prefix}{model_name}/date={when:%Y-%m-%d}/hour={when:%H}/"
-        f"{stamp}-{uuid.uuid4().hex[:12]}.jsonl"
-    )
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    partition = contract.capture_partition(model_name, when, prefix)
+    return f"{partition}{stamp}-{uuid.uuid4().hex[:12]}.jsonl"
 
 
 def encode_jsonl(entries: Iterable[CaptureEntry]) -> bytes:
@@ -154,6 +152,16 @@ class CaptureSink:
                 return
 
     def _upload(self, batch: list[CaptureEntry]) -> None:
+        # One object per partition: a batch that spans an hour (or a model) boundary is
+        # split, so each record lands in the partition of its own capture time.
+        parts: dict[str, list[CaptureEntry]] = {}
+        for entry in batch:
+            partition = contract.capture_partition(entry.model_name, entry.captured_at)
+            parts.setdefault(partition, []).append(entry)
+        for part in parts.values():
+            self._upload_part(part)
+
+    def _upload_part(self, batch: list[CaptureEntry]) -> None:
         rows = sum(e.n_rows for e in batch)
         key = capture_key(self._prefix, batch[0].model_name, batch[0].captured_at)
         try:

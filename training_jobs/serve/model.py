@@ -60,11 +60,15 @@ def split_predictions(raw: object, sizes: Sequence[int]) -> list[list[Any]]:
     return out
 
 
+class NoChampion(Exception):
+    """The registry answered, and holds no version under the alias (yet)."""
+
+
 class ModelSource(Protocol):
     name: str
 
     def resolve(self) -> str:
-        """The version the alias points at now."""
+        """The version the alias points at now; NoChampion if it points at none."""
         ...
 
     def load(self, version: str) -> LoadedModel: ...
@@ -86,7 +90,17 @@ class MlflowModelSource:
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self._registry_uri)
 
     def resolve(self) -> str:
-        return str(self._client.get_model_version_by_alias(self.name, self.alias).version)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self._client.get_model_version_by_alias(self.name, self.alias).version)
+        except MlflowException as exc:
+            # No registered model yet, or no version under the alias yet: a fresh platform.
+            missing_model = exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+            missing_alias = exc.error_code == "INVALID_PARAMETER_VALUE" and "alias" in str(exc)
+            if missing_model or missing_alias:
+                raise NoChampion(f"{self.name}@{self.alias}: {exc.message}") from exc
+            raise
 
     def load(self, version: str) -> LoadedModel:
         import mlflow.artifacts
@@ -121,8 +135,10 @@ class AliasWatcher:
         poll_interval_s: float,
         on_loaded: Callable[[LoadedModel], None],
         on_failed: Callable[[str, BaseException], None],
+        on_absent: Callable[[], None] = lambda: None,
     ) -> None:
         self._source = source
+        self._on_absent = on_absent
         self._poll_interval_s = poll_interval_s
         self._on_loaded = on_loaded
         self._on_failed = on_failed
@@ -142,6 +158,9 @@ class AliasWatcher:
     def poll_once(self) -> None:
         try:
             version = self._source.resolve()
+        except NoChampion:
+            self._on_absent()
+            return
         except Exception as exc:  # noqa: BLE001 - registry hiccups must not stop serving
             self._on_failed("?", exc)
             return

@@ -7,5 +7,5 @@ policies): add a new service's module here, and write a module's rules in id ord
 # isort: off
 from infra.policy.rules import s3, kms, ecr, eks, iam, ec2, rds  # noqa: F401  (they register)
 from infra.policy.rules import security_groups, vpc, logs, sns, sfn, batch, tags  # noqa: F401
-from infra.policy.rules import images  # noqa: F401
+from infra.policy.rules import images, kubernetes, network, support  # noqa: F401
 # isort: on

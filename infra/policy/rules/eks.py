@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infra.policy.core import Context, resource_rule
+from infra.policy.core import Context, Resource, resource_rule, stack_rule
 from infra.policy.documents import OPEN_CIDRS, as_list, get, truthy
+from training_jobs import contract
 
 CLUSTER = "aws:eks/cluster:Cluster"
 EKS_LOG_TYPES = ("api", "audit", "authenticator")
@@ -97,3 +98,59 @@ def _eks_support(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
             "the control plane; allowed STANDARD"
         ]
     return []
+
+
+DEPLOYER_TAG = contract.TAG_DEPLOYER
+CLUSTER_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+@stack_rule(
+    id="MLOPS-EKS-005",
+    title="The deployer can reach the Kubernetes API",
+    severity="critical",
+    enforcement="mandatory",
+    category="resilience",
+    description="A plan that declares Kubernetes objects says where `pulumi up` runs (the "
+    "cluster's mlops:deployer tag, from serving.deployer) and the endpoint admits it: from "
+    "outside the VPC the public endpoint with an allowlist; from inside, the private "
+    "endpoint and an HTTPS rule on the cluster security group. Otherwise every Kubernetes "
+    "resource of the first `pulumi up` times out.",
+    remediation="Set serving.deployer (location public with public_cidrs, or in_vpc with "
+    "in_vpc_cidrs) and run the deploy workflows where it says.",
+)
+def _deployer_reaches_api(resources: Sequence[Resource]) -> list[tuple[Resource, str]]:
+    uses_kubernetes = any(r.type.startswith("kubernetes:") for r in resources)
+    out = []
+    for cluster in (r for r in resources if r.type == CLUSTER):
+        vpc = cluster.inputs.get("vpcConfig") or {}
+        location = (cluster.inputs.get("tags") or {}).get(DEPLOYER_TAG)
+        public = truthy(vpc.get("endpointPublicAccess", True))
+        if location is None:
+            if uses_kubernetes:
+                out.append((cluster, f"no {DEPLOYER_TAG} tag: where `pulumi up` runs is unknown"))
+        elif location == "public":
+            if not public:
+                out.append(
+                    (cluster, "the deployer runs outside the VPC, but the endpoint is private only")
+                )
+            elif not as_list(vpc.get("publicAccessCidrs")):
+                out.append((cluster, "the public endpoint has no allowlist for the deployer"))
+        elif location == "in_vpc":
+            admitted = any(
+                r.type == CLUSTER_INGRESS
+                and cluster.urn in r.dependencies
+                and int(r.inputs.get("fromPort", 0)) <= 443 <= int(r.inputs.get("toPort", 0))
+                for r in resources
+            )
+            if not truthy(vpc.get("endpointPrivateAccess")):
+                out.append(
+                    (cluster, "the deployer runs in the VPC, but the private endpoint is off")
+                )
+            elif not admitted:
+                out.append(
+                    (cluster, "no HTTPS ingress on the cluster security group for the in-VPC "
+                              "deployer")
+                )  # fmt: skip
+        else:
+            out.append((cluster, f"{DEPLOYER_TAG} is {location!r}; expected public or in_vpc"))
+    return out
