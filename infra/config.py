@@ -352,7 +352,17 @@ class DeployerConfig(_Section):
 
 
 class ServingConfig(_Section):
-    enabled: bool = Field(True, description="Build the EKS serving cluster and model server.")
+    enabled: bool = Field(True, description="Run MLflow and the model server on a cluster.")
+    cluster: Literal["eks", "existing"] = Field(
+        "eks",
+        description="eks: build the EKS cluster; existing: put the workloads on the "
+        "Kubernetes context kube_context (the local stack: a kind or k3d cluster beside the "
+        "emulator). An existing cluster has no Pod Identity: service accounts name their "
+        "role in the eks.amazonaws.com/role-arn annotation.",
+    )
+    kube_context: str | None = Field(
+        None, description="cluster existing: the kubeconfig context `pulumi up` deploys to."
+    )
     kubernetes_version: str = Field(
         DEFAULT_KUBERNETES_VERSION,
         description="Pinned EKS Kubernetes version; must be in standard support on the day "
@@ -427,6 +437,9 @@ class ServingConfig(_Section):
 
 
 class MonitoringConfig(_Section):
+    prometheus: bool = Field(
+        True, description="kube-prometheus-stack, dashboards and rules on the cluster."
+    )
     log_retention_days: LogRetentionDays = Field(
         90, description="Retention of platform log groups, in days."
     )
@@ -500,6 +513,15 @@ class TrackingConfig(_Section):
     )
     storage_gib: int = Field(
         10, ge=1, le=1000, description="Volume for the in-cluster (dev) MLflow database."
+    )
+    storage_class: str = Field(
+        "gp3",
+        description="StorageClass of that volume (gp3: the EKS cluster's, with the platform key).",
+    )
+    client_uri: str | None = Field(
+        None,
+        description="The URL Batch jobs reach MLflow at; default: its internal load "
+        "balancer's. The local stack: http://127.0.0.1:5000 (the workloads share the host).",
     )
     workers: int = Field(
         1,
@@ -897,10 +919,24 @@ _RFC1918 = tuple(
 )
 
 
+def _rule_existing_cluster(c: PlatformConfig) -> Iterable[Issue]:
+    s = c.serving
+    if s.cluster == "existing" and not s.kube_context:
+        yield Issue(
+            "serving.kube_context", None, "cluster existing needs the kubeconfig context to use"
+        )
+    if s.cluster == "eks" and s.kube_context:
+        yield Issue(
+            "serving.kube_context",
+            s.kube_context,
+            "used only with cluster: existing (an EKS cluster's provider is built from it)",
+        )
+
+
 def _rule_deployer(c: PlatformConfig) -> Iterable[Issue]:
     """The deployer must be able to reach the Kubernetes API, or no workload is ever created
     (every Kubernetes resource of the first `pulumi up` would time out)."""
-    if not c.serving.enabled or c.is_ephemeral:
+    if not c.serving.enabled or c.is_ephemeral or c.serving.cluster != "eks":
         return
     d = c.serving.deployer
     if d.location == "public" and not d.public_cidrs:
@@ -1003,7 +1039,7 @@ def _rule_supported_versions(c: PlatformConfig) -> Iterable[Issue]:
     from infra.policy import support
 
     day = support.today()
-    if c.serving.enabled and not c.is_ephemeral:
+    if c.serving.enabled and not c.is_ephemeral and c.serving.cluster == "eks":
         problem = support.eks_problem(c.serving.kubernetes_version, day)
         if problem:
             yield Issue("serving.kubernetes_version", c.serving.kubernetes_version, problem)
@@ -1069,6 +1105,7 @@ CROSS_FIELD_RULES: tuple[Rule, ...] = (
     _rule_nat_vs_azs,
     _rule_subnets_fit,
     _rule_deployer,
+    _rule_existing_cluster,
     _rule_names_fit,
     _rule_node_groups,
     _rule_ephemeral,

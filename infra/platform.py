@@ -106,7 +106,13 @@ class Platform:
             "job_queue_arn": self.training.job_queue_arn,
             "state_machine_arn": self.pipeline.state_machine_arn,
             "drift_alarm_name": self.monitoring.drift_alarm_name,
+            # What `mlops verify` checks: the retrain rule, the drift schedule, and a job
+            # submitted through the queue with one of the stack's definitions.
+            "retrain_rule_name": self.pipeline.retrain_rule_name,
+            "job_definition_arns": self.training.job_definition_arns,
         }
+        if self.pipeline.drift_schedule_name is not None:
+            out["drift_schedule_name"] = self.pipeline.drift_schedule_name
         for image, url in f.repository_urls.items():
             out[contract.OUTPUT_REPOSITORIES[image]] = url
         for image, ref in self.images.refs.items():
@@ -199,9 +205,15 @@ def build(config: PlatformConfig) -> Platform:
     images = _images(config, foundation, account_id)
     serving_cluster: ServingCluster | None = parts.get("serving")
     network: Network | None = parts.get("network")
-    if serving_cluster is not None and network is not None:
+    if foundation.provider is not None and network is not None:
         tracking = _tracking(
-            config, tags, network, datalake, serving_cluster, images.refs[contract.IMAGE_TRACKING]
+            config,
+            tags,
+            network,
+            datalake,
+            foundation,
+            serving_cluster,
+            images.refs[contract.IMAGE_TRACKING],
         )
         parts["tracking"] = tracking
         foundation = dataclasses.replace(foundation, tracking=tracking.client)
@@ -271,7 +283,7 @@ def build(config: PlatformConfig) -> Platform:
     )
 
     model_server = None
-    if foundation.provider is not None and foundation.cluster_name is not None:
+    if foundation.provider is not None:
         model_server = _model_server(
             config, tags, foundation, datalake, images.refs[contract.IMAGE_SERVER]
         )
@@ -279,7 +291,7 @@ def build(config: PlatformConfig) -> Platform:
     serving: ServingCluster | None = parts.get("serving")
     m = config.monitoring
     cluster_monitoring = None
-    if serving is not None and model_server is not None:
+    if serving is not None and model_server is not None and m.prometheus:
         cluster_monitoring = ClusterMonitoringArgs(
             provider=serving.provider,
             cluster_name=serving.cluster_name,
@@ -423,17 +435,24 @@ def _own_foundation(
         ),
     )
     parts.update(registry=registry, network=network)
-    serving = None
-    if config.serving.enabled:
+    provider: k8s.Provider | None = None
+    cluster_name: pulumi.Output[str] | None = None
+    if config.serving.enabled and config.serving.cluster == "eks":
         serving = _serving_cluster(config, tags, network, datalake)
         parts.update(serving=serving)
+        provider, cluster_name = serving.provider, serving.cluster_name
+    elif config.serving.enabled:
+        # A cluster of the user's (the local stack's kind or k3d): only its context.
+        provider = k8s.Provider(
+            f"{base}-k8s", context=config.serving.kube_context, enable_server_side_apply=True
+        )
     return Foundation(
         vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids,
         repository_urls=repository_urls,
         compute_environment_arns=None,
-        cluster_name=serving.cluster_name if serving else None,
-        provider=serving.provider if serving else None,
+        cluster_name=cluster_name,
+        provider=provider,
         # Set once the tracking server exists (it runs an image built after the registry).
         tracking=None,
     )
@@ -535,7 +554,7 @@ def _model_server(
     image: pulumi.Input[str],
 ) -> ModelServer:
     s = config.serving
-    assert foundation.provider is not None and foundation.cluster_name is not None
+    assert foundation.provider is not None
     # In the cluster, MLflow is reached by its Service name (also from ephemeral stacks,
     # which share the cluster); the load balancer address is for Batch jobs.
     tracking_uri = manifests.service_url(MLFLOW_NAME, TRACKING_NAMESPACE, manifests.MLFLOW_PORT)
@@ -578,10 +597,12 @@ def _tracking(
     tags: dict[str, str],
     network: Network,
     datalake: DataLake,
-    serving: ServingCluster,
+    foundation: Foundation,
+    serving: ServingCluster | None,
     image: pulumi.Input[str],
 ) -> Tracking:
     t = config.tracking
+    assert foundation.provider is not None
     return Tracking(
         f"{config.base_name}-tracking",
         TrackingArgs(
@@ -589,9 +610,9 @@ def _tracking(
             tags=tags,
             region=config.region,
             namespace=TRACKING_NAMESPACE,
-            provider=serving.provider,
-            cluster_name=serving.cluster_name,
-            cluster_security_group_id=serving.cluster_security_group_id,
+            provider=foundation.provider,
+            cluster_name=foundation.cluster_name,
+            cluster_security_group_id=serving.cluster_security_group_id if serving else None,
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
             # Batch jobs run in the private subnets.
@@ -608,6 +629,8 @@ def _tracking(
             db_backup_retention_days=t.db_backup_retention_days,
             db_deletion_protection=t.db_deletion_protection,
             storage_gib=t.storage_gib,
+            storage_class=t.storage_class,
+            client_uri=t.client_uri,
             workers=t.workers,
             cpu=t.cpu,
             memory=t.memory,

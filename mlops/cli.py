@@ -115,7 +115,9 @@ def _close_event_loop() -> None:
 from mlops.env.command import env_group  # noqa: E402 - registered after main is defined
 from mlops.images_command import images_group  # noqa: E402
 from mlops.sweep.command import sweep_command  # noqa: E402
+from mlops.verify_command import verify_command  # noqa: E402
 
 main.add_command(env_group)
 main.add_command(images_group)
 main.add_command(sweep_command)
+main.add_command(verify_command)

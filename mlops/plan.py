@@ -25,6 +25,8 @@ class PlanResource:
     protect: bool
     retain_on_delete: bool
     inputs: dict[str, Any]
+    # The mock provider's answer besides the inputs: id, ARN, endpoints (deterministic).
+    computed: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class Plan:
     stack: str
     resources: list[PlanResource]
     outputs: dict[str, Any] = field(default_factory=dict)
+    # urn → input path → the secret's shape with `{{random:<urn>}}` where a generated
+    # password goes (mlops/recorder.py): what the local platform needs to wire secrets.
+    secret_templates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +46,7 @@ class Plan:
             "stack": self.stack,
             "resources": [asdict(r) for r in sorted(self.resources, key=lambda r: r.urn)],
             "outputs": self.outputs,
+            "secret_templates": self.secret_templates,
         }
 
     def to_json(self) -> str:
@@ -58,6 +64,7 @@ class Plan:
             stack=data["stack"],
             resources=[PlanResource(**r) for r in data["resources"]],
             outputs=data.get("outputs", {}),
+            secret_templates=data.get("secret_templates", {}),
         )
 
     @classmethod

@@ -103,23 +103,26 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _plain(value: Any) -> Any:
-    """Wire-encoded property value → JSON data with secrets and unknowns made visible."""
+def _plain(value: Any, *, reveal: bool = False) -> Any:
+    """Wire-encoded property value → JSON data with secrets and unknowns made visible
+    (`reveal`: secrets' mock values too, for `secret_templates` only)."""
     if isinstance(value, dict):
         sig = value.get(_SIG)
         if sig == _SECRET_SIG:
-            return SECRET_PLACEHOLDER
+            return _plain(value.get("value"), reveal=True) if reveal else SECRET_PLACEHOLDER
         if sig == _RESOURCE_SIG:
             return value.get("urn", UNKNOWN_PLACEHOLDER)
         if sig == _OUTPUT_SIG:
-            if value.get("secret"):
+            if value.get("secret") and not reveal:
                 return SECRET_PLACEHOLDER
-            return _plain(value["value"]) if "value" in value else UNKNOWN_PLACEHOLDER
+            return (
+                _plain(value["value"], reveal=reveal) if "value" in value else UNKNOWN_PLACEHOLDER
+            )
         if sig in (_ASSET_SIG, _ARCHIVE_SIG):
-            return {k: _plain(v) for k, v in value.items() if k != _SIG}
-        return {k: _plain(v) for k, v in value.items()}
+            return {k: _plain(v, reveal=reveal) for k, v in value.items() if k != _SIG}
+        return {k: _plain(v, reveal=reveal) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [_plain(v, reveal=reveal) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if value == rpc.UNKNOWN:
@@ -155,10 +158,9 @@ class _Mocks(pulumi.runtime.Mocks):
         resource_id = physical if isinstance(physical, str) else f"{short}-{digest[:12]}"
         region, account = self.region, ACCOUNT_ID
         service = _ARN_SERVICE.get(module, module.split("/")[0])
-        state: dict[str, Any] = {
-            **inputs,
-            "arn": f"arn:aws:{service}:{region}:{account}:{short}/{resource_id}",
-        }
+        state: dict[str, Any] = dict(inputs)
+        if typ.startswith("aws:"):
+            state["arn"] = f"arn:aws:{service}:{region}:{account}:{short}/{resource_id}"
         if typ == "aws:s3/bucket:Bucket":
             state["arn"] = f"arn:aws:s3:::{resource_id}"
             state["bucketDomainName"] = f"{resource_id}.s3.amazonaws.com"
@@ -209,9 +211,8 @@ class _Mocks(pulumi.runtime.Mocks):
             state["digest"] = image_digest
             state["ref"] = f"{tags[0]}@{image_digest}" if tags else ""
             state["contextHash"] = _digest(json.dumps(inputs.get("labels"), sort_keys=True))
-        elif typ == "random:index/randomPassword:RandomPassword":
-            # Never a real secret: the plan only needs a value to flow into dependents.
-            state["result"] = f"offline-plan-{digest[:16]}"
+        elif typ == RANDOM_PASSWORD:
+            state["result"] = _mock_password(typ, name)
         for output in _string_outputs(typ):
             if output not in state:
                 state[output] = UNKNOWN_OUTPUT.format(type=typ, name=name, output=output)
@@ -255,12 +256,50 @@ class _Mocks(pulumi.runtime.Mocks):
         raise NotImplementedError(f"the offline plan has no answer for invoke {token!r}")
 
 
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+RANDOM_PLACEHOLDER = "{{{{random:{urn}}}}}"
+
+
+def _mock_password(type_: str, name: str) -> str:
+    # Never a real secret: the plan only needs a value to flow into dependents.
+    return f"offline-plan-{_digest(f'{type_}::{name}')[:16]}"
+
+
+def _templates(raw: Any, randoms: Mapping[str, str], path: str = "") -> dict[str, Any]:
+    """Where a secret input is built from generated passwords only: its shape, with each
+    password as `{{random:<urn>}}`. Never a value: the offline plan has none to show, but a
+    consumer (the local platform) can generate the passwords and wire them as Pulumi would."""
+    found: dict[str, Any] = {}
+    if isinstance(raw, dict) and raw.get(_SIG) == _SECRET_SIG:
+        revealed = _plain(raw.get("value"), reveal=True)
+        text = json.dumps(revealed)
+        if any(value in text for value in randoms):
+            for value, urn in randoms.items():
+                text = text.replace(value, RANDOM_PLACEHOLDER.format(urn=urn))
+            found[path] = json.loads(text)
+        return found
+    if isinstance(raw, dict) and raw.get(_SIG) == _OUTPUT_SIG and "value" in raw:
+        if raw.get("secret"):
+            return _templates({_SIG: _SECRET_SIG, "value": raw["value"]}, randoms, path)
+        return _templates(raw["value"], randoms, path)
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if key != _SIG:
+                found |= _templates(value, randoms, f"{path}.{key}" if path else key)
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            found |= _templates(value, randoms, f"{path}[{i}]")
+    return found
+
+
 class _RecordingMonitor(mocks.MockMonitor):
     """A mock monitor that keeps every registration request as a plan resource."""
 
     def __init__(self, mocks_: _Mocks) -> None:
         super().__init__(mocks_)
         self.records: dict[str, PlanResource] = {}
+        self.secret_templates: dict[str, dict[str, Any]] = {}
+        self._randoms: dict[str, str] = {}  # mock password → its RandomPassword's URN
         self._lock = threading.Lock()
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -292,7 +331,15 @@ class _RecordingMonitor(mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
         urn = self.make_urn(request.parent, request.type, request.name)
-        inputs = _plain(json_format.MessageToDict(request.object))
+        raw = json_format.MessageToDict(request.object)
+        inputs = _plain(raw)
+        if request.type == RANDOM_PASSWORD:
+            with self._lock:
+                self._randoms[_mock_password(request.type, request.name)] = urn
+        templates = _templates(raw, dict(self._randoms))
+        if templates:
+            with self._lock:
+                self.secret_templates[urn] = templates
         naming = AUTONAMED.get(request.type)
         if naming and naming not in inputs:
             autoname = f"{request.name}-{_digest(urn)[:7]}"
@@ -304,6 +351,20 @@ class _RecordingMonitor(mocks.MockMonitor):
         for deps in request.propertyDependencies.values():
             dependencies.update(deps.urns)
         dependencies.discard(urn)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        state = _plain(json_format.MessageToDict(response.object)) if request.custom else {}
+        # What the provider would compute (ids, ARNs, endpoints): in the plan, so a consumer
+        # can tell which value of a dependent's inputs came from which resource.
+        computed = {
+            k: v
+            for k, v in state.items()
+            if k not in inputs
+            and not (isinstance(v, str) and v.startswith("[unknown"))
+            # A generated password's value is a secret in the real provider.
+            and not (request.type == RANDOM_PASSWORD and k in ("result", "bcryptHash"))
+        }
+        if request.custom and response.id:
+            computed["id"] = response.id
         record = PlanResource(
             urn=urn,
             type=request.type,
@@ -314,10 +375,11 @@ class _RecordingMonitor(mocks.MockMonitor):
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
             inputs=inputs,
+            computed=computed,
         )
         with self._lock:
             self.records[urn] = record
-        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        return response
 
 
 class ProgramError(Exception):
@@ -372,7 +434,13 @@ def record(project: Project, stack: str, config: StackConfig) -> Plan:
         ),
         *(_reparent(r, stack_urn) for r in monitor.records.values()),
     ]
-    return Plan(project=project.name, stack=stack, resources=resources, outputs=outputs)
+    return Plan(
+        project=project.name,
+        stack=stack,
+        resources=resources,
+        outputs=outputs,
+        secret_templates=dict(monitor.secret_templates),
+    )
 
 
 def _referenced_outputs(project: Project, config: StackConfig) -> dict[str, dict[str, Any]]:

@@ -424,8 +424,9 @@ class RunningPod:
             deadline = time.monotonic() + budget
             time.sleep(probe.initial_delay_s)
             while True:
-                if not self.state().get("Running", False):
-                    raise self._fail(f"exited ({self.state().get('ExitCode')}) before {kind}")
+                state = self.state()
+                if not state.get("Running", False):
+                    raise self._fail(self._exit_reason(state) + f" before its {kind} probe passed")
                 if http_status(probe.port, probe.path) == 200:
                     break
                 if time.monotonic() > deadline:
@@ -434,6 +435,15 @@ class RunningPod:
                     )
                 time.sleep(min(probe.period_s, 1.0))
         return time.monotonic() - self.started_at
+
+    def _exit_reason(self, state: Mapping[str, Any]) -> str:
+        limit = self.run.memory_limit_bytes
+        if state.get("OOMKilled") or (state.get("ExitCode") == 137 and limit):
+            return (
+                f"OOMKilled: the kernel killed it at its memory limit "
+                f"({(limit or 0) / 2**20:.0f} MiB, resources.limits.memory)"
+            )
+        return f"exited ({state.get('ExitCode')})"
 
     def exec(self, *command: str) -> str:
         return self.engine.command("exec", self.run.name, *command).stdout

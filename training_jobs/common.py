@@ -137,7 +137,14 @@ def region(settings: JobSettings) -> str | None:
     if settings.region:
         return settings.region
     outputs = _outputs(settings)
-    return outputs.region if outputs is not None else None
+    return outputs.region if outputs is not None else environment_region()
+
+
+def environment_region() -> str | None:
+    """AWS_REGION (what the job definitions and pod specs set, and the SDKs' standard
+    name), then AWS_DEFAULT_REGION. botocore reads only the second: without this, a
+    client other than S3's (which falls back to us-east-1) fails with NoRegionError."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
 
 
 def tracking_uri(settings: JobSettings) -> str:

@@ -7,14 +7,19 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from infra.planning import iam
 from infra.planning.tags import resource_tags
 
+# What a service account says it runs as on a cluster without Pod Identity (an existing
+# cluster, e.g. the local stack's): the role the local platform hands its pods.
+ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+
 
 @dataclass(frozen=True)
 class ServiceAccountRef:
-    cluster_name: pulumi.Input[str]
+    cluster_name: pulumi.Input[str] | None  # None: no EKS, no association (see ROLE_ANNOTATION)
     namespace: str
     service_account: str
 
@@ -43,7 +48,7 @@ def pod_identity_role(
         aws.iam.RolePolicyAttachment(
             f"{prefix}-policy", role=role.name, policy_arn=managed_policy_arn, opts=child
         )
-    if bind_to is not None:
+    if bind_to is not None and bind_to.cluster_name is not None:
         aws.eks.PodIdentityAssociation(
             f"{prefix}-identity",
             cluster_name=bind_to.cluster_name,
@@ -54,6 +59,14 @@ def pod_identity_role(
             opts=child,
         )
     return role
+
+
+def service_account_metadata(
+    name: str, namespace: str, role: aws.iam.Role, cluster_name: pulumi.Input[str] | None
+) -> k8s.meta.v1.ObjectMetaArgs:
+    """A workload's service account; on a cluster without Pod Identity it names its role."""
+    annotations = {ROLE_ANNOTATION: role.arn} if cluster_name is None else None
+    return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, annotations=annotations)
 
 
 def service_role(

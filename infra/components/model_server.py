@@ -10,7 +10,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.components.identity import ServiceAccountRef, pod_identity_role
+from infra.components.identity import (
+    ServiceAccountRef,
+    pod_identity_role,
+    service_account_metadata,
+)
 from infra.planning import iam
 from infra.planning import k8s as manifests
 
@@ -23,7 +27,7 @@ class ModelServerArgs:
     base_name: str
     tags: dict[str, str]
     provider: k8s.Provider
-    cluster_name: pulumi.Input[str]
+    cluster_name: pulumi.Input[str] | None  # None: an existing cluster without Pod Identity
     namespace: str
     image: pulumi.Input[str]
     # The MLflow account the server reads the registry with (basic auth).
@@ -62,7 +66,7 @@ class ModelServer(pulumi.ComponentResource):
             parent=self, provider=args.provider, depends_on=[namespace]
         )
 
-        pod_identity_role(
+        role = pod_identity_role(
             base,
             parent=self,
             tags=args.tags,
@@ -77,7 +81,7 @@ class ModelServer(pulumi.ComponentResource):
         )
         k8s.core.v1.ServiceAccount(
             f"{base}-sa",
-            metadata={"name": SERVER_NAME, "namespace": ns},
+            metadata=service_account_metadata(SERVER_NAME, ns, role, args.cluster_name),
             automount_service_account_token=False,
             opts=k8s_opts,
         )

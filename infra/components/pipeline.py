@@ -156,13 +156,15 @@ class Pipeline(pulumi.ComponentResource):
                 opts=child,
             )
 
+        self.drift_schedule_name: pulumi.Output[str] | None = None
         if args.drift_schedule:
-            self._drift_schedule(base, args)
+            self.drift_schedule_name = self._drift_schedule(base, args)
 
         self.state_machine_arn = machine.arn
+        self.retrain_rule_name = triggers["drift"].name
         self.register_outputs({"state_machine_arn": machine.arn})
 
-    def _drift_schedule(self, base: str, args: PipelineArgs) -> None:
+    def _drift_schedule(self, base: str, args: PipelineArgs) -> pulumi.Output[str]:
         """EventBridge Scheduler submits the drift job: without it no drift metric is ever
         published, the drift alarm never fires and the retrain loop never closes."""
         definition = args.job_definition_arns["drift"]
@@ -177,7 +179,7 @@ class Pipeline(pulumi.ComponentResource):
             parent=self,
             tags=args.tags,
         )
-        aws.scheduler.Schedule(
+        schedule = aws.scheduler.Schedule(
             f"{base}-drift-schedule",
             description="Run the drift job on the champion's captured traffic",
             schedule_expression=args.drift_schedule,
@@ -198,3 +200,4 @@ class Pipeline(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        return schedule.name

@@ -20,7 +20,11 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from infra import defaults
-from infra.components.identity import ServiceAccountRef, pod_identity_role
+from infra.components.identity import (
+    ServiceAccountRef,
+    pod_identity_role,
+    service_account_metadata,
+)
 from infra.planning import iam
 from infra.planning import k8s as manifests
 from infra.planning.tags import resource_tags
@@ -53,8 +57,8 @@ class TrackingArgs:
     region: str
     namespace: str
     provider: k8s.Provider
-    cluster_name: pulumi.Input[str]
-    cluster_security_group_id: pulumi.Input[str]
+    cluster_name: pulumi.Input[str] | None  # None: an existing cluster without Pod Identity
+    cluster_security_group_id: pulumi.Input[str] | None  # RDS admits it (EKS only)
     vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[list[str]]
     # Where MLflow's clients outside the cluster (Batch jobs) connect from.
@@ -71,6 +75,9 @@ class TrackingArgs:
     db_backup_retention_days: int
     db_deletion_protection: bool
     storage_gib: int
+    storage_class: str
+    # Where Batch jobs reach MLflow; None: the internal load balancer's address.
+    client_uri: str | None
     workers: int
     cpu: str
     memory: str
@@ -102,7 +109,7 @@ class Tracking(pulumi.ComponentResource):
             parent=self, provider=args.provider, depends_on=[namespace]
         )
 
-        pod_identity_role(
+        role = pod_identity_role(
             base,
             parent=self,
             tags=args.tags,
@@ -116,7 +123,7 @@ class Tracking(pulumi.ComponentResource):
         )
         k8s.core.v1.ServiceAccount(
             f"{base}-sa",
-            metadata={"name": MLFLOW_NAME, "namespace": ns},
+            metadata=service_account_metadata(MLFLOW_NAME, ns, role, args.cluster_name),
             automount_service_account_token=False,
             opts=k8s_opts,
         )
@@ -149,7 +156,10 @@ class Tracking(pulumi.ComponentResource):
         else:
             backend_uri = pulumi.Output.from_input(manifests.MLFLOW_SQLITE_URI)
             pvc = manifests.persistent_volume_claim(
-                name=f"{MLFLOW_NAME}-data", namespace=ns, size_gib=args.storage_gib
+                name=f"{MLFLOW_NAME}-data",
+                namespace=ns,
+                size_gib=args.storage_gib,
+                storage_class=args.storage_class,
             )
             k8s.core.v1.PersistentVolumeClaim(
                 f"{base}-data", metadata=pvc["metadata"], spec=pvc["spec"], opts=k8s_opts
@@ -215,8 +225,12 @@ class Tracking(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{base}-netpol", metadata=policy["metadata"], spec=policy["spec"], opts=k8s_opts
         )
-        self.tracking_uri = service.status.apply(
-            lambda status: manifests.load_balancer_url(status, port=manifests.MLFLOW_PORT)
+        self.tracking_uri = (
+            pulumi.Output.from_input(args.client_uri)
+            if args.client_uri
+            else service.status.apply(
+                lambda status: manifests.load_balancer_url(status, port=manifests.MLFLOW_PORT)
+            )
         )
         self.credentials_secret_arn = credentials.arn
         self.client = TrackingClient(
@@ -253,6 +267,8 @@ class Tracking(pulumi.ComponentResource):
             tags=resource_tags(f"{base}-db-sg", args.tags),
             opts=child,
         )
+        if args.cluster_security_group_id is None:
+            raise ValueError("RDS for MLflow needs the EKS cluster's security group")
         # A separate rule, not an inline one: the database (~12 min) then no longer waits
         # for the cluster (~12 min) that owns the source security group.
         aws.vpc.SecurityGroupIngressRule(

@@ -465,14 +465,16 @@ MLFLOW_DATA_DIR = "/data"
 MLFLOW_SQLITE_URI = f"sqlite:///{MLFLOW_DATA_DIR}/mlflow.db"
 
 
-def persistent_volume_claim(*, name: str, namespace: str, size_gib: int) -> Manifest:
+def persistent_volume_claim(
+    *, name: str, namespace: str, size_gib: int, storage_class: str
+) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "accessModes": ["ReadWriteOnce"],
-            "storageClassName": "gp3",
+            "storageClassName": storage_class,
             "resources": {"requests": {"storage": f"{size_gib}Gi"}},
         },
     }

@@ -131,7 +131,7 @@ def _postgres_bin() -> Path:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL on loopback with TLS and password auth, as RDS is reached."""
-    from training_jobs.local.processes import free_port
+    from mlops_local.processes import free_port
 
     bindir = _postgres_bin()
     # Outside pytest's (root-only) temp tree: the server runs as the postgres user.

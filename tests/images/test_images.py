@@ -11,13 +11,10 @@ import base64
 import http.client
 import json
 import secrets
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 
 from infra.components.tracking import MLFLOW_ADMIN_USER, MLFLOW_NAME
@@ -25,13 +22,10 @@ from infra.planning import k8s as manifests
 from infra.planning.images import IMAGES
 from infra.planning.pipeline import BATCH_JOBS
 from mlops.plan import Plan
-from mlops_local.engine import Engine, EngineError
+from mlops_local.engine import Engine
 from tests.conftest import plan_for
 from tests.images.conftest import PodFactory, Postgres, objects
-from training_jobs import contract, lifecycle, sample_data, schema
-from training_jobs.local.processes import ManagedProcess, free_port
-from training_jobs.local.seed import seed
-from training_jobs.tracking import make_client
+from training_jobs import contract
 
 pytestmark = pytest.mark.container
 
@@ -173,87 +167,3 @@ def test_tracking_image_serves_the_plans_clients_within_the_plans_limits(
     assert peak is not None and limit is not None
     assert peak < limit, f"MLflow peaked at {peak / 2**20:.0f} MiB of {limit / 2**20:.0f} MiB"
     assert pod.exec("id", "-u").strip() == str(pod.run.run_as_user)
-
-
-@pytest.fixture
-def moto(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    server = ManagedProcess(
-        "moto_server",
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env={"PATH": "/usr/bin:/bin", "MOTO_PORT": str(port)},
-        log_path=tmp_path / "moto.log",
-    ).start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        server.wait_healthy(f"{endpoint}/moto-api/", 60)
-        yield endpoint
-    finally:
-        server.stop()
-
-
-def test_server_image_serves_a_registered_model_as_the_plan_runs_it(
-    pods: PodFactory, moto: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    plan = plan_for("dev")
-    emulator = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": plan.outputs["region"],
-        "AWS_ENDPOINT_URL": moto,
-        "MLFLOW_S3_ENDPOINT_URL": moto,
-    }
-    for key, value in emulator.items():
-        monkeypatch.setenv(key, value)
-    s3 = boto3.client("s3", endpoint_url=moto, region_name=plan.outputs["region"])
-    seed(plan.to_dict(), s3, plan.outputs["region"])  # the plan's buckets, versioned as planned
-
-    values = _mlflow_secrets(plan, None)
-    password = values[f"{MLFLOW_NAME}-server"][manifests.MLFLOW_SECRET_ADMIN_PASSWORD]
-    tracking = pods.start(plan, MLFLOW, secrets=values)
-    tracking.wait_ready()
-    (mlflow_port,) = tracking.run.ports
-
-    # A champion trained and registered by the job code, as the pipeline would.
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", MLFLOW_ADMIN_USER)
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
-    uri = f"http://127.0.0.1:{mlflow_port}"
-    outputs = {k: v for k, v in plan.outputs.items() if k.endswith("_bucket") or k == "region"}
-    (tmp_path / "outputs.json").write_text(json.dumps({**outputs, "tracking_uri": uri}))
-    s3.put_object(
-        Bucket=outputs["raw_bucket"],
-        Key="churn/sample.csv",
-        Body=sample_data.generate(800, seed=3).to_csv(index=False).encode(),
-    )
-    result = lifecycle.run(
-        lifecycle.Settings(stack_outputs=tmp_path / "outputs.json"),
-        s3=s3,
-        mlflow_client=make_client(uri),
-    )
-    assert result.champion_version == "1"
-
-    server = pods.start(
-        plan,
-        SERVER,
-        secrets={"model-server-tracking": {"password": password}},
-        implicit_env=emulator,  # the pod identity's credentials and the emulator's endpoint
-    )
-    server.wait_ready()
-    (port,) = server.run.ports
-    rows = sample_data.generate(5, seed=9)[list(schema.FEATURE_NAMES)]
-    data = [[None if v != v else v for v in row] for row in rows.values.tolist()]
-    status, body = _call(
-        port, "POST", "/invocations", host=f"127.0.0.1:{port}", auth=None,
-        body={"dataframe_split": {"columns": list(rows.columns), "data": data}},
-    )  # fmt: skip
-    assert status == 200, body
-    assert len(body["predictions"]) == 5
-    assert {p for p in body["predictions"]} <= {0, 1}
-
-    # As the plan says: its non-root user, and nothing outside the declared volumes writable.
-    assert server.exec("id", "-u").strip() == str(server.run.run_as_user) != "0"
-    assert server.run.read_only_root
-    with pytest.raises(EngineError, match="Read-only file system"):
-        server.exec("touch", "/opt/venv/written")
-    server.exec("touch", manifests.TMP_DIR + "/written")
-    assert not server.state().get("OOMKilled")

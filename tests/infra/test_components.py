@@ -141,6 +141,10 @@ def test_ecr_repositories_scan_are_immutable_encrypted_and_expire(any_plan: Plan
     if any_plan.outputs["environment"] == "ephemeral":
         assert not repos, "ephemeral stacks use the base stack's repositories"
         return
+    if any_plan.outputs["environment"] == "local":
+        # images.registry: the local registry beside the cluster, no ECR.
+        assert not repos and any_plan.outputs["jobs_repository_url"].startswith("localhost:")
+        return
     assert sorted(r.name.rsplit("-", 1)[-1] for r in repos) == sorted(contract.REPOSITORY_ROLES)
     policies = {
         p.inputs["repository"]: p

@@ -282,9 +282,30 @@ def test_schema_validation_catches_a_broken_object(dev_plan: Plan) -> None:
         kubernetes_validate.validate(broken, "1.36.0", strict=True)
 
 
-def test_local_stack_has_no_kubernetes(local_plan: Plan) -> None:
-    assert not kubernetes_objects(local_plan)
+def test_local_stack_declares_the_same_workloads_on_its_own_context(
+    local_plan: Plan, dev_plan: Plan
+) -> None:
+    # No EKS: the workloads go to the kubeconfig context the stack names (a k3d cluster).
     assert not local_plan.of_type("aws:eks/cluster:Cluster")
+    (provider,) = local_plan.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs["context"] == "k3d-mlops"
+    local, dev = _objects(local_plan), _objects(dev_plan)
+    for key in (("Deployment", "mlflow"), ("Deployment", "model-server")):
+        # Built by the same components: the same container, but for what the stacks set.
+        (container,) = local[key]["spec"]["template"]["spec"]["containers"]
+        (theirs,) = dev[key]["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == theirs["command"] and container["ports"] == theirs["ports"]
+        assert container["securityContext"] == theirs["securityContext"]
+        assert container["image"].startswith("localhost:5001/")
+    # Without Pod Identity the service accounts name their roles.
+    roles = {
+        o["metadata"]["name"]: o["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        for o in kubernetes_objects(local_plan)
+        if o["kind"] == "ServiceAccount"
+    }
+    assert set(roles) == {"mlflow", "model-server"}
+    assert not local_plan.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assert local_plan.outputs["tracking_uri"] == "http://127.0.0.1:5000"
 
 
 def test_workloads_admit_traffic_only_on_their_serving_port(dev_plan: Plan) -> None:

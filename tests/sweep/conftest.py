@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from training_jobs.local.processes import LOOPBACK, ManagedProcess, free_port
+from mlops_local.processes import LOOPBACK, ManagedProcess, free_port
 
 REGION = "us-east-1"
 NOW = "2026-06-01T00:00:00Z"

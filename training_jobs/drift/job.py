@@ -25,7 +25,12 @@ from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from training_jobs import contract, schema
-from training_jobs.common import EXIT_ENVIRONMENT_ERROR, EXIT_USER_ERROR, NAME_PATTERN
+from training_jobs.common import (
+    EXIT_ENVIRONMENT_ERROR,
+    EXIT_USER_ERROR,
+    NAME_PATTERN,
+    environment_region,
+)
 from training_jobs.drift import sources
 from training_jobs.drift.analysis import FeatureDrift, Thresholds, compare
 from training_jobs.drift.columns import ParquetColumns
@@ -423,6 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolve_buckets(settings)  # a missing bucket is named before any client is built
         outputs = _outputs(settings)
         region = settings.region or (outputs.region if outputs is not None else None)
+        region = region or environment_region()
         tracking_uri = settings.tracking_uri or (
             outputs.tracking_uri if outputs is not None else None
         )

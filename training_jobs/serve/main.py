@@ -23,6 +23,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from training_jobs import platform
+from training_jobs.common import environment_region
 from training_jobs.serve.app import ServeApp
 from training_jobs.serve.capture import S3Put
 from training_jobs.serve.model import ModelSource
@@ -99,7 +100,7 @@ def capture_target(
     if not settings.capture_enabled:
         return None, None
     if settings.capture_bucket:
-        return settings.capture_bucket, outputs.region if outputs else None
+        return settings.capture_bucket, outputs.region if outputs else environment_region()
     if outputs is not None:
         return outputs.captures_bucket, outputs.region
     return None, None

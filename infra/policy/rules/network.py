@@ -65,10 +65,17 @@ def _reaches(rules: list[tuple[int, int, str]], port: int, inside_vpc: bool) -> 
 
 
 def _inside_vpc(host: str | None) -> bool:
-    # An internal load balancer's or a cluster Service's name: an address in the VPC.
-    return host is not None and (
-        ".elb." in host or host.endswith(".svc.cluster.local") or host.startswith("internal-")
-    )
+    """An internal load balancer's or a cluster Service's name, or a private address (the
+    local stack's loopback): a destination inside the VPC."""
+    if host is None:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return (
+            ".elb." in host or host.endswith(".svc.cluster.local") or host.startswith("internal-")
+        )
+    return address.is_private or address.is_loopback
 
 
 @stack_rule(

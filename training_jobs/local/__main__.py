@@ -1,3 +1,0 @@
-from training_jobs.local.demo import main
-
-raise SystemExit(main())
