@@ -45,6 +45,11 @@ if [ ! -e "$conf" ]; then
   nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
   [ "$nofile" = unlimited ] && nofile=1048576
   [ "$nproc" = unlimited ] && nproc=1048576
+  # runc cannot raise a limit without CAP_SYS_RESOURCE, and podman caps its own process
+  # limit at the kernel's pid_max: a default above either makes every container fail with
+  # "error setting rlimit type 6: operation not permitted" (seen on a 32768 pid_max host).
+  pid_max=$(cat /proc/sys/kernel/pid_max 2>/dev/null || echo "$nproc")
+  [ "$nproc" -gt "$pid_max" ] && nproc=$pid_max
   {
     echo "# Written by tools/engine.sh (mlops-platform) when it installed podman."
     echo "[containers]"

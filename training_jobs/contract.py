@@ -99,12 +99,29 @@ SERVE_METRIC_REQUESTS: Final = "mlops_serve_requests"
 SERVE_METRIC_LATENCY: Final = "mlops_serve_request_duration_seconds"
 SERVE_METRIC_PREDICTION: Final = "mlops_serve_prediction_value"
 SERVE_METRIC_MODEL_VERSION: Final = "mlops_serve_model_version"
+SERVE_METRIC_MODEL_PATH: Final = "mlops_serve_model_path"
 
 # The registered model (and experiment) of a long-lived stack; per-PR stacks append theirs.
 DEFAULT_MODEL_NAME: Final = "churn"
 
 # The MLflow registry alias the model server follows.
 CHAMPION_ALIAS: Final = "champion"
+
+# A version's compiled form (training_jobs/compile.py): `register` makes and verifies it
+# and tags the version; the model server serves it when the tag says "verified".
+PREFIX_COMPILED: Final = "compiled/"
+TAG_COMPILED: Final = "mlops.compiled"  # "verified" or "refused"
+TAG_COMPILED_URI: Final = "mlops.compiled.manifest"  # s3:// (or file://) URI of the manifest
+TAG_COMPILED_REASON: Final = "mlops.compiled.reason"  # why a version has none
+COMPILED_VERIFIED: Final = "verified"
+COMPILED_REFUSED: Final = "refused"
+COMPILED_MODEL_FILE: Final = "model.onnx"
+COMPILED_MANIFEST_FILE: Final = "manifest.json"
+
+
+def compiled_prefix(model_name: str, version: str) -> str:
+    """`compiled/<model>/v<version>/` in the models bucket: the bundle of one version."""
+    return f"{PREFIX_COMPILED}{model_name}/v{version}/"
 
 
 # Set by the retrain state machine on every Batch job it runs: the execution's ARN.

@@ -1,7 +1,10 @@
 """register: the evaluated candidate → a registry version; alias `champion` moves on promote.
 
 A run is registered at most once: versions are looked up by run id before one is created,
-so a re-run returns the existing version. The decision comes from `evaluate` (passed in,
+so a re-run returns the existing version. Before the alias moves, the version gets its
+compiled form (training_jobs/compile.py), verified on the candidate's evaluation rows and
+recorded on the version as tags; a model that cannot be compiled is registered as before,
+with the reason, and served through MLflow's pyfunc. The decision comes from `evaluate` (passed in,
 or read from `decisions/<model>/<run_id>.json` in the models bucket).
 
     python -m training_jobs.register --stack-outputs outputs.json [--run-id RUN]
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from botocore.exceptions import ClientError
 from mlflow import MlflowClient
@@ -18,7 +22,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from training_jobs import contract
+from training_jobs import contract, dataset
 from training_jobs.common import (
     JobError,
     JobSettings,
@@ -31,6 +35,7 @@ from training_jobs.common import (
     run_job,
     tracking_uri,
 )
+from training_jobs.compile import NotCompilable, compile_sklearn, publish, record
 from training_jobs.evaluate import Decision, decision_key, latest_decision_key
 from training_jobs.storage import S3Client, get_bytes, head, make_s3_client, require_bucket
 from training_jobs.tracking import (
@@ -38,8 +43,12 @@ from training_jobs.tracking import (
     fluent_tracking,
     get_run,
     is_not_found,
+    load_sklearn_model_and_inputs,
     make_client,
 )
+
+# Evaluation rows the compiled form is checked on (the candidate's holdout, at most).
+VERIFY_ROWS = 5_000
 
 
 class Settings(JobSettings):
@@ -58,6 +67,7 @@ class RegisterResult(BaseModel):
     decision: str
     alias: str
     champion_version: str | None
+    compiled: str  # "verified", or "refused: <why>"
     alias_moved: bool
 
 
@@ -167,6 +177,15 @@ def run(
         version = existing
         created = False
     on_step("version", model=name, version=str(version.version), run_id=run_id, created=created)
+    compiled = ensure_compiled(
+        settings,
+        s3=s3,
+        mlflow_client=mlflow_client,
+        version=version,
+        candidate_tags=dict(candidate.data.tags),
+        model_id=decision.candidate_model_id,
+    )
+    on_step("compiled", version=str(version.version), compiled=compiled)
 
     champion = _champion(mlflow_client, name)
     moved = False
@@ -192,7 +211,54 @@ def run(
         alias=contract.CHAMPION_ALIAS,
         champion_version=champion_version,
         alias_moved=moved,
+        compiled=compiled,
     )
+
+
+def ensure_compiled(
+    settings: Settings,
+    *,
+    s3: S3Client,
+    mlflow_client: MlflowClient,
+    version: ModelVersion,
+    candidate_tags: dict[str, str],
+    model_id: str,
+) -> str:
+    """The version's compiled form: made, verified and tagged once (a re-run keeps what
+    is recorded). Never fails the registration: a refusal is recorded with its reason."""
+    tags = version.tags or {}
+    if tags.get(contract.TAG_COMPILED) == contract.COMPILED_VERIFIED:
+        return contract.COMPILED_VERIFIED
+    if tags.get(contract.TAG_COMPILED) == contract.COMPILED_REFUSED:
+        return f"refused: {tags.get(contract.TAG_COMPILED_REASON, '')}"
+    name, number = settings.model_name, str(version.version)
+    try:
+        model, inputs = load_sklearn_model_and_inputs(mlflow_client, model_id)
+        rows = _evaluation_rows(settings, s3, candidate_tags)
+        compiled = compile_sklearn(model, inputs, rows, model_name=name, version=number)
+    except NotCompilable as exc:
+        return record(mlflow_client, name, number, manifest_uri=None, reason=str(exc))
+    models = bucket(settings, contract.BUCKET_MODELS)
+
+    def write(key: str, body: bytes) -> str:
+        s3.put_object(Bucket=models, Key=key, Body=body)
+        return f"s3://{models}/{key}"
+
+    uri = publish(compiled, write, contract.compiled_prefix(name, number))
+    return record(mlflow_client, name, number, manifest_uri=uri)
+
+
+def _evaluation_rows(settings: Settings, s3: S3Client, candidate_tags: dict[str, str]) -> Any:
+    """The candidate's holdout features (what evaluate scored it on)."""
+    version = candidate_tags.get(TAG_DATASET_VERSION)
+    if not version:
+        raise NotCompilable(
+            f"the candidate run has no {TAG_DATASET_VERSION} tag: no rows to check on"
+        )
+    curated = bucket(settings, contract.BUCKET_CURATED)
+    manifest = dataset.load_manifest(s3, curated, settings.dataset, version)
+    holdout = dataset.read_split(s3, curated, manifest, dataset.SPLIT_HOLDOUT)
+    return dataset.features(holdout).head(VERIFY_ROWS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

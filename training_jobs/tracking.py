@@ -120,7 +120,15 @@ def model_id_of(run: Run) -> str:
 
 def load_sklearn_model(client: MlflowClient, model_id: str) -> Any:
     """Download a logged model's artifacts and load the scikit-learn flavour."""
+    return load_sklearn_model_and_inputs(client, model_id)[0]
+
+
+def load_sklearn_model_and_inputs(
+    client: MlflowClient, model_id: str
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The scikit-learn flavour and its signature's input columns (`inputs.to_dict()`)."""
     import mlflow.sklearn
+    from mlflow.models import Model
 
     logged = client.get_logged_model(model_id)
     with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
@@ -129,4 +137,6 @@ def load_sklearn_model(client: MlflowClient, model_id: str) -> Any:
             dst_path=tmp,
             tracking_uri=client.tracking_uri,
         )
-        return mlflow.sklearn.load_model(str(Path(local)))
+        signature = Model.load(str(Path(local))).signature
+        inputs = signature.inputs.to_dict() if signature is not None else []
+        return mlflow.sklearn.load_model(str(Path(local))), list(inputs)

@@ -300,7 +300,68 @@ def test_evaluate_and_register_mains_log_json(
         ("evaluate", "decision"),
         ("evaluate", "done"),
         ("register", "version"),
+        ("register", "compiled"),
         ("register", "alias"),
         ("register", "done"),
     ]
     assert lines[-1]["result"]["champion_version"] == "1"
+
+
+def test_register_compiles_the_model_and_it_predicts_as_the_original(
+    platform: Platform, trained: train.TrainResult, mlflow_client: Any
+) -> None:
+    import hashlib
+
+    import numpy as np
+
+    from training_jobs import contract, dataset
+    from training_jobs.compile import feeds_from_columns, session
+    from training_jobs.tracking import load_sklearn_model
+
+    _evaluate(platform, mlflow_client, trained.run_id)
+    result = _register(platform, mlflow_client, trained.run_id)
+    assert result.compiled == "verified"
+    tags = mlflow_client.get_model_version("churn", result.version).tags
+    assert tags[contract.TAG_COMPILED] == "verified"
+    uri = tags[contract.TAG_COMPILED_URI]
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    assert (bucket, key) == (BUCKETS["models_bucket"], "compiled/churn/v1/manifest.json")
+    manifest = json.loads(platform.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    body = platform.s3.get_object(Bucket=bucket, Key="compiled/churn/v1/model.onnx")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == manifest["sha256"]
+    assert manifest["verification"]["passed"] and manifest["verification"]["label_mismatches"] == 0
+    assert manifest["verification"]["max_abs_probability_diff"] <= 1e-5
+
+    # Rows neither training nor the verification saw: the same labels, row for row.
+    from training_jobs import sample_data
+
+    rows = dataset.features(sample_data.generate(3_000, seed=77))
+    original = load_sklearn_model(mlflow_client, trained.model_id)
+    columns = {c: [None if v != v else v for v in rows[c].tolist()] for c in rows.columns}
+    (labels,) = session(body).run(["label"], feeds_from_columns(columns, manifest["feeds"]))
+    assert np.array_equal(labels.reshape(-1), original.predict(rows))
+
+    # A re-run keeps what was recorded and uploads nothing new.
+    again = _register(platform, mlflow_client, trained.run_id)
+    assert again.compiled == "verified"
+
+
+def test_a_model_that_cannot_be_compiled_is_registered_with_the_reason(
+    platform: Platform, trained: train.TrainResult, mlflow_client: Any
+) -> None:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from training_jobs import sample_data
+    from training_jobs.compile import NotCompilable, compile_sklearn
+
+    # An arbitrary Python function in the pipeline: no ONNX converter can know it.
+    frame = sample_data.generate(300, seed=1)
+    model = Pipeline(
+        [("f", FunctionTransformer(lambda x: x)), ("m", train.build_pipeline(train.Settings()))]
+    )
+    model.fit(frame[list(train.schema.FEATURE_NAMES)], frame[train.schema.LABEL_COLUMN])
+    inputs = [{"name": c, "type": "double" if c in train.schema.NUMERIC_FEATURES else "string"}
+              for c in train.schema.FEATURE_NAMES]  # fmt: skip
+    with pytest.raises(NotCompilable, match="skl2onnx cannot convert it"):
+        compile_sklearn(model, inputs, frame, model_name="churn", version="9")

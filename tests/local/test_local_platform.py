@@ -87,6 +87,13 @@ def test_drift_retrains_through_the_plans_schedule_alarm_and_rule(
     assert result.retrain.started_by == f"rule {result.rule}"
     assert result.retrain.path == FIRST_PATH
     assert (result.champion, result.swapped_to) == ("2", "2")
+    # register compiled and verified each version: the server runs ONNX, not pyfunc.
+    import urllib.request
+
+    server = platform.pod("mlops-serving/model-server").url(80)
+    with urllib.request.urlopen(f"{server}/health/ready", timeout=10) as response:  # noqa: S310
+        ready = json.loads(response.read())
+    assert (ready["version"], ready["path"]) == ("2", "compiled"), ready
     # Served before and after the swap, and not one request failed.
     assert {"1", "2"} <= set(result.traffic.versions)
     assert result.traffic.failed == 0

@@ -48,9 +48,16 @@ def eventually(check: Callable[[], Any], what: str, timeout_s: float = EVENTUALL
 
 
 def train_and_register(
-    tracking_uri: str, name: str, *, seed: int = 0, c: float = 1.0, alias: str = "champion"
+    tracking_uri: str,
+    name: str,
+    *,
+    seed: int = 0,
+    c: float = 1.0,
+    alias: str = "champion",
+    unconvertible: bool = False,
 ) -> str:
-    """Log the churn pipeline as a new version of `name`, point `alias` at it; return it."""
+    """Log the churn pipeline as a new version of `name`, point `alias` at it; return it.
+    `unconvertible` puts a step in it no ONNX converter knows (a function transformer)."""
     import mlflow
     import mlflow.sklearn
     from mlflow.models import infer_signature
@@ -62,7 +69,13 @@ def train_and_register(
 
     frame = sample_data.generate(1_500, seed=seed)
     x, y = frame[list(schema.FEATURE_NAMES)], frame[schema.LABEL_COLUMN]
-    numeric = Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())])
+    import numpy as np
+    from sklearn.preprocessing import FunctionTransformer
+
+    steps: list[tuple[str, Any]] = [("impute", SimpleImputer()), ("scale", StandardScaler())]
+    if unconvertible:
+        steps.append(("squash", FunctionTransformer(np.tanh)))
+    numeric = Pipeline(steps)
     pre = ColumnTransformer(
         [
             ("num", numeric, list(schema.NUMERIC_FEATURES)),
@@ -89,13 +102,46 @@ def train_and_register(
                 signature=infer_signature(x, pipe.predict(x)),
                 input_example=x.head(3),
                 pip_requirements=["scikit-learn", "pandas", "numpy"],
-                skops_trusted_types=["numpy.dtype"],
+                skops_trusted_types=["numpy.dtype", "numpy.tanh"],
             )
         version = mlflow.register_model(info.model_uri, name).version
     finally:
         mlflow.set_tracking_uri(None)
     client.set_registered_model_alias(name, alias, str(version))
     return str(version)
+
+
+def compile_version(tracking_uri: str, name: str, version: str, directory: Path) -> str:
+    """What `register` does for a promoted version, with the bundle in a directory
+    (file://) instead of S3: compile, verify on fresh rows, publish, tag. Returns the
+    outcome ("verified" or "refused: ...")."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    from training_jobs.compile import NotCompilable, compile_sklearn, publish, record
+
+    client = mlflow.MlflowClient(tracking_uri)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri(name, version),
+        tracking_uri=tracking_uri,
+    )
+    model = mlflow.sklearn.load_model(local)
+    inputs = Model.load(local).signature.inputs.to_dict()
+    rows = sample_data.generate(1_000, seed=int(version) + 100)[list(schema.FEATURE_NAMES)]
+    try:
+        compiled = compile_sklearn(model, inputs, rows, model_name=name, version=version)
+    except NotCompilable as exc:
+        return record(client, name, version, manifest_uri=None, reason=str(exc))
+
+    def write(key: str, body: bytes) -> str:
+        path = directory / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        return path.as_uri()
+
+    uri = publish(compiled, write, f"compiled/{name}/v{version}/")
+    return record(client, name, version, manifest_uri=uri)
 
 
 def free_port() -> int:
@@ -134,6 +180,7 @@ def serve_in_thread(
     s3: S3Put | None = None,
     capture_bucket: str | None = None,
     wait_ready: bool = True,
+    prefer_compiled: bool = True,
 ) -> Iterator[RunningServer]:
     """uvicorn in a thread on 127.0.0.1:<free port>; stopped (lifespan shutdown) on exit."""
     from training_jobs.serve.model import MlflowModelSource
@@ -144,6 +191,7 @@ def serve_in_thread(
             config.model_alias,
             tracking_uri=config.tracking_uri,
             registry_uri=None,
+            prefer_compiled=prefer_compiled,
         )
     app = ServeApp(config, source=source, s3=s3, capture_bucket=capture_bucket)
     sock = socket.socket()

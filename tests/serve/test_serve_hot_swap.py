@@ -60,7 +60,7 @@ def test_alias_move_swaps_versions_under_concurrent_load_with_zero_failures(
         versions = [v for _, v in out]
         first_v2 = versions.index("2")
         assert set(versions[:first_v2]) == {"1"} and set(versions[first_v2:]) == {"2"}
-    assert f'mlops_serve_model_info{{name="{name}",version="2"}} 1.0' in metrics
+    assert f'mlops_serve_model_info{{name="{name}",path="pyfunc",version="2"}} 1.0' in metrics
     assert 'mlops_serve_model_loads_total{outcome="loaded"} 2.0' in metrics
 
 
@@ -100,3 +100,23 @@ def test_watcher_keeps_the_current_version_when_the_registry_or_a_load_fails() -
     watcher.poll_once()
     assert loaded == ["1", "4"]
     assert failed == [("?", "registry down"), ("3", "broken artifact")]
+
+
+def test_an_unreachable_registry_at_start_is_asked_again_soon_not_after_the_poll_interval() -> None:
+    """MLflow starting beside the server (a fresh cluster): the first version loads
+    within seconds of the registry answering, although the poll interval is an hour."""
+    source, loaded, failed = _FlakySource(), [], []
+    source.fail = True
+    watcher = AliasWatcher(
+        source,
+        poll_interval_s=3_600,
+        on_loaded=lambda m: loaded.append(m.version),
+        on_failed=lambda v, e: failed.append(v),
+    )
+    watcher.start()
+    try:
+        eventually(lambda: len(failed) >= 2, "two quick retries", timeout_s=30)
+        source.fail = False
+        eventually(lambda: loaded == ["1"], "the first version loaded", timeout_s=30)
+    finally:
+        watcher.stop(timeout_s=5)

@@ -20,23 +20,32 @@ from serve_helpers import (
     settings,
 )
 
-from training_jobs.serve.model import LoadedModel, MlflowModelSource
+from training_jobs.serve.model import PATH_COMPILED, PATH_PYFUNC, LoadedModel, MlflowModelSource
 
 MAX_BODY = 64 * 1024
 
 
-@pytest.fixture(scope="module")
-def server(registry: Registry) -> Iterator[RunningServer]:
-    with serve_in_thread(settings(registry, max_body_bytes=MAX_BODY)) as running:
+@pytest.fixture(scope="module", params=[PATH_COMPILED, PATH_PYFUNC])
+def server(registry: Registry, request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    """The same registered version, served on each path: every test below runs on both."""
+    config = settings(registry, max_body_bytes=MAX_BODY)
+    with serve_in_thread(config, prefer_compiled=request.param == PATH_COMPILED) as running:
+        assert running.app.model is not None and running.app.model.path == request.param
         yield running
 
 
 @pytest.fixture(scope="module")
-def expected(registry: Registry, server: RunningServer) -> list[int]:
-    """What the registered pipeline itself predicts for the test rows."""
-    model = server.app.model
-    assert model is not None
-    return [int(v) for v in model.predictor.predict(registry.rows)]
+def expected(registry: Registry) -> list[int]:
+    """What the registered scikit-learn pipeline itself predicts for the test rows."""
+    import mlflow
+    import mlflow.sklearn
+
+    client = mlflow.MlflowClient(registry.tracking_uri)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri(registry.model_name, "1"),
+        tracking_uri=registry.tracking_uri,
+    )
+    return [int(v) for v in mlflow.sklearn.load_model(local).predict(registry.rows)]
 
 
 @pytest.fixture
@@ -264,19 +273,26 @@ def test_unknown_route_and_wrong_method(client: httpx.Client) -> None:
     assert client.post("/health/ready").status_code == 405
 
 
-def test_health(client: httpx.Client) -> None:
+def test_health_says_which_path_serves(client: httpx.Client, server: RunningServer) -> None:
     assert client.get("/health/live").json() == {"status": "alive"}
-    assert client.get("/health/ready").json() == {
+    ready = client.get("/health/ready").json()
+    path = server.app.model.path if server.app.model else "?"
+    assert {k: ready[k] for k in ("status", "model", "version", "path")} == {
         "status": "ready",
         "model": "churn",
         "version": "1",
+        "path": path,
     }
+    # The pyfunc path here is chosen (the compiled path turned off), and says so.
+    assert ("note" in ready) is (path == PATH_PYFUNC)
+    assert "turned off" in ready.get("note", "turned off")
     assert client.get("/ping").status_code == 200  # what `mlflow models serve` clients probe
 
 
 def test_metrics_carry_routes_statuses_batches_and_the_model_version(
-    client: httpx.Client, registry: Registry
+    client: httpx.Client, registry: Registry, server: RunningServer
 ) -> None:
+    path = server.app.model.path if server.app.model else "?"
     assert client.post("/invocations", json=rows_payload(registry.rows.head(3))).status_code == 200
     assert client.post("/invocations", json={"dataframe_records": []}).status_code == 422
     text = client.get("/metrics").text
@@ -286,7 +302,10 @@ def test_metrics_carry_routes_statuses_batches_and_the_model_version(
         'mlops_serve_request_duration_seconds_bucket{le="0.5",route="/invocations",status="200"}'
         in text
     )
-    assert 'mlops_serve_model_info{name="churn",version="1"} 1.0' in text
+    assert f'mlops_serve_model_info{{name="churn",path="{path}",version="1"}} 1.0' in text
+    other = PATH_PYFUNC if path == PATH_COMPILED else PATH_COMPILED
+    assert f'mlops_serve_model_path{{path="{path}"}} 1.0' in text
+    assert f'mlops_serve_model_path{{path="{other}"}} 0.0' in text
     assert 'mlops_serve_model_version{model="churn"} 1.0' in text
     assert 'mlops_serve_capture_dropped_records_total{reason="buffer_full"} 0.0' in text
     assert "mlops_serve_batch_rows_bucket" in text

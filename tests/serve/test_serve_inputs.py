@@ -245,3 +245,21 @@ def test_predictions_are_cut_back_per_request() -> None:
     assert split_predictions(np.array([1, 0, 1]), [1, 2]) == [[1], [0, 1]]
     with pytest.raises(ValueError, match="2 predictions for 3 rows"):
         split_predictions(np.array([1, 0]), [1, 2])
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-01T00:00:00", "", 20261202])
+def test_a_malformed_datetime_is_a_422_naming_the_field(value: object) -> None:
+    schema = InputSchema((ColumnSpec("age", "double"), ColumnSpec("signed_up", "datetime")))
+    document = {"dataframe_records": [{"age": 30.0, "signed_up": "2026-12-02T08:00:00"},
+                                      {"age": 31.0, "signed_up": value}]}  # fmt: skip
+    with pytest.raises(InputError) as caught:
+        to_columns(document, schema)
+    assert (caught.value.status, caught.value.field, caught.value.row) == (422, "signed_up", 1)
+    assert "ISO 8601" in caught.value.message
+
+
+def test_a_well_formed_datetime_is_accepted_and_parsed() -> None:
+    schema = InputSchema((ColumnSpec("age", "double"), ColumnSpec("signed_up", "datetime")))
+    parsed = to_columns({"inputs": {"age": [1.0], "signed_up": ["2026-12-02"]}}, schema)
+    frame = build_frame(schema, [parsed.columns])
+    assert str(frame["signed_up"].dtype).startswith("datetime64")

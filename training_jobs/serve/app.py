@@ -23,7 +23,7 @@ from training_jobs.serve.batching import BatcherClosed, MicroBatcher
 from training_jobs.serve.capture import CaptureEntry, CaptureSink, S3Put
 from training_jobs.serve.inputs import Columns, InputError, parse_json, to_columns
 from training_jobs.serve.metrics import ServerMetrics
-from training_jobs.serve.model import AliasWatcher, LoadedModel, ModelSource
+from training_jobs.serve.model import PATHS, AliasWatcher, LoadedModel, ModelSource
 from training_jobs.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -90,14 +90,18 @@ class ServeApp:
         previous = self.model
         self.model = model  # one reference assignment: requests see old or new, never half
         self.no_champion = False
-        self.metrics.model.info({"name": model.name, "version": model.version})
+        self.metrics.model.info({"name": model.name, "version": model.version, "path": model.path})
         self.metrics.model_version.labels(model=model.name).set(float(model.version))
+        for path in PATHS:
+            self.metrics.model_path.labels(path=path).set(1.0 if path == model.path else 0.0)
         self.metrics.model_swaps.labels(outcome="loaded").inc()
         log.info(
-            "serving %s version %s (was %s)",
+            "serving %s version %s on the %s path (was %s)%s",
             model.name,
             model.version,
+            model.path,
             previous.version if previous else "none",
+            f"; {model.note}" if model.note else "",
         )
 
     def _no_champion(self) -> None:
@@ -242,7 +246,13 @@ class ServeApp:
             return await _reply(send, 200, body)
         if model is None:
             return await _reply(send, 503, b'{"status":"loading"}')
-        body = orjson.dumps({"status": "ready", "model": model.name, "version": model.version})
+        ready = {
+            "status": "ready",
+            "model": model.name,
+            "version": model.version,
+            "path": model.path,
+        }
+        body = orjson.dumps(ready | ({"note": model.note} if model.note else {}))
         return await _reply(send, 200, body)
 
     async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> int:
@@ -309,6 +319,7 @@ class ServeApp:
             )
         extra.append((b"x-model-name", model.name.encode()))
         extra.append((b"x-model-version", model.version.encode()))
+        extra.append((b"x-model-path", model.path.encode()))
         payload = orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
         return await _reply(send, 200, payload, extra)
 

@@ -1,9 +1,9 @@
 """Request payloads → validated columns, against the model's input schema.
 
-Pure: no HTTP, no MLflow imports. The schema comes from an MLflow signature's
-`inputs.to_dict()`; payloads are the four shapes `mlflow models serve` accepts. The result
-is one Python list per column, so a batch of requests concatenates lists and builds one
-DataFrame, instead of one DataFrame per request.
+Pure: no HTTP, no MLflow; pandas only inside `build_frame` (the pyfunc path). The schema
+comes from an MLflow signature's `inputs.to_dict()`; payloads are the four shapes `mlflow
+models serve` accepts. The result is one Python list per column, so a batch of requests
+concatenates lists and feeds one predict call, instead of one per request.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 import numpy as np
 import orjson
-import pandas as pd
 
 PAYLOAD_KEYS: Final = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
@@ -149,6 +152,17 @@ def _string(v: object) -> bool:
     return type(v) is str
 
 
+def _datetime(v: object) -> bool:
+    """An ISO 8601 date or date-time (what pandas would parse, refused here if not)."""
+    if type(v) is not str:
+        return False
+    try:
+        datetime.fromisoformat(v)
+    except ValueError:
+        return False
+    return True
+
+
 _CHECKS: Final[Mapping[str, tuple[Callable[[object], bool], str]]] = {
     "double": (_number, "a number"),
     "float": (_number, "a number"),
@@ -156,7 +170,7 @@ _CHECKS: Final[Mapping[str, tuple[Callable[[object], bool], str]]] = {
     "integer": (_integer, "a 32-bit integer"),
     "boolean": (_boolean, "true or false"),
     "string": (_string, "a string"),
-    "datetime": (_string, "an ISO 8601 string"),
+    "datetime": (_datetime, "an ISO 8601 date-time string"),
 }
 
 
@@ -313,7 +327,10 @@ def _check_values(columns: Columns, schema: InputSchema) -> None:
 
 
 def build_frame(schema: InputSchema, parts: Sequence[Columns]) -> pd.DataFrame:
-    """One DataFrame from the column lists of several validated requests."""
+    """One DataFrame from the column lists of several validated requests (the pyfunc path;
+    pandas is imported here, so the compiled path never loads it)."""
+    import pandas as pd
+
     data: dict[str, Any] = {}
     for col in schema.columns:
         if len(parts) == 1:

@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.model_alias,
         tracking_uri=settings.tracking_uri or (outputs.tracking_uri if outputs else None),
         registry_uri=settings.registry_uri,
+        prefer_compiled=settings.prefer_compiled,
     )
     s3: S3Put | None = None
     if bucket:

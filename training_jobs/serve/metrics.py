@@ -52,6 +52,12 @@ class ServerMetrics:
             ["model"],
             registry=r,
         )
+        self.model_path = Gauge(
+            contract.SERVE_METRIC_MODEL_PATH,
+            "The path serving predictions: compiled (ONNX Runtime) or pyfunc (1 = in use).",
+            ["path"],
+            registry=r,
+        )
         self.model_swaps = Counter(
             "mlops_serve_model_loads", "Model versions loaded.", ["outcome"], registry=r
         )

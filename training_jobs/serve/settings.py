@@ -52,6 +52,11 @@ class ServeSettings(BaseSettings):
         ),
     )
     poll_interval_s: float = Field(default=30.0, gt=0, description="Alias polling period.")
+    prefer_compiled: bool = Field(
+        default=True,
+        description="Serve a version's verified compiled form (ONNX) when it has one; "
+        "false serves every version through MLflow's pyfunc.",
+    )
 
     stack_outputs: Path | None = Field(
         default=None,
