@@ -9,6 +9,38 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final
 
+# Environments a stack declares (`mlops:environment`), and the two classes the platform
+# treats differently. They are two sets on purpose, named for what each one decides:
+ENV_DEV: Final = "dev"
+ENV_STAGING: Final = "staging"
+ENV_PROD: Final = "prod"
+ENV_LOCAL: Final = "local"
+ENV_EPHEMERAL: Final = "ephemeral"
+ENVIRONMENTS: Final = (ENV_DEV, ENV_STAGING, ENV_PROD, ENV_LOCAL, ENV_EPHEMERAL)
+# Guarded: their data must survive a command. Destructive commands (`mlops env delete`,
+# `reap`) refuse them, and their config and plan may never let `pulumi destroy` take data
+# (force_destroy, force_delete, versioning off, no final snapshot).
+GUARDED_ENVIRONMENTS: Final = frozenset({ENV_STAGING, ENV_PROD})
+# Retained: their stateful resources are protected in Pulumi and by AWS (`protect`,
+# deletion protection, longer key and backup windows, Multi-AZ) and kept on delete.
+RETAINED_ENVIRONMENTS: Final = frozenset({ENV_PROD})
+
+# The region a stack deploys to when `aws:region` is not set (the AWS provider's own
+# fallback, and the region the cost estimate's list prices are for).
+DEFAULT_REGION: Final = "us-east-1"
+
+# The expiry instant of ephemeral stacks and resources (`mlops:expires-at` tag, the
+# `mlops:ephemeral.expires_at` setting): UTC, second precision, `Z` suffix.
+EXPIRY_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def format_expiry(moment: datetime) -> str:
+    """`2026-11-29T10:00:00Z`: the one spelling writers use and `mlops.expiry` parses."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{moment!r} has no timezone")
+    return moment.astimezone(UTC).strftime(EXPIRY_FORMAT)
+
+
 # Data lake bucket roles, in the order data flows through them.
 BUCKET_RAW: Final = "raw"
 BUCKET_CURATED: Final = "curated"
@@ -63,6 +95,18 @@ OUTPUT_IMAGES: Final = {image: f"{image}_image" for image in REPOSITORY_ROLES}
 OUTPUT_KMS_KEY_ARN: Final = "kms_key_arn"
 OUTPUT_REGION: Final = "region"
 OUTPUT_TRACKING_URI: Final = "tracking_uri"
+# ...and the ones `mlops verify`, the local platform and operators read.
+OUTPUT_ENVIRONMENT: Final = "environment"
+OUTPUT_ALERT_TOPIC_ARN: Final = "alert_topic_arn"
+OUTPUT_JOB_QUEUE_ARN: Final = "job_queue_arn"
+OUTPUT_STATE_MACHINE_ARN: Final = "state_machine_arn"
+OUTPUT_DRIFT_ALARM_NAME: Final = "drift_alarm_name"
+OUTPUT_RETRAIN_RULE_NAME: Final = "retrain_rule_name"
+OUTPUT_JOB_DEFINITION_ARNS: Final = "job_definition_arns"  # {job: arn}
+OUTPUT_DRIFT_SCHEDULE_NAME: Final = "drift_schedule_name"
+OUTPUT_SERVING_NAMESPACE: Final = "serving_namespace"
+OUTPUT_MODEL_SERVER_URL: Final = "model_server_url"
+OUTPUT_MODEL_SERVER_ENDPOINT: Final = "model_server_endpoint"
 
 # S3 key prefixes inside the buckets.
 PREFIX_DATASETS: Final = "datasets/"
@@ -123,6 +167,40 @@ def compiled_prefix(model_name: str, version: str) -> str:
     """`compiled/<model>/v<version>/` in the models bucket: the bundle of one version."""
     return f"{PREFIX_COMPILED}{model_name}/v{version}/"
 
+
+# Environment variables the plan sets on the workloads and the workloads read. Every job
+# setting is `MLOPS_<FIELD>` (the jobs' settings prefix); the model server's are
+# `MLOPS_SERVE_<FIELD>`. tests/contract/ parses each workload's plan environment with the
+# settings class that reads it, so a renamed field fails a test, not a deployment.
+ENV_PREFIX: Final = "MLOPS_"
+SERVE_ENV_PREFIX: Final = "MLOPS_SERVE_"
+VAR_STACK_OUTPUTS: Final = "MLOPS_STACK_OUTPUTS"
+VAR_MODEL_NAME: Final = "MLOPS_MODEL_NAME"
+VAR_EXPERIMENT: Final = "MLOPS_EXPERIMENT"
+VAR_TRACKING_URI: Final = "MLOPS_TRACKING_URI"
+VAR_REGION: Final = "MLOPS_REGION"
+VAR_SERVE_HOST: Final = "MLOPS_SERVE_HOST"
+VAR_SERVE_PORT: Final = "MLOPS_SERVE_PORT"
+VAR_SERVE_DRAIN_GRACE_S: Final = "MLOPS_SERVE_DRAIN_GRACE_S"
+VAR_SERVE_MODEL_NAME: Final = "MLOPS_SERVE_MODEL_NAME"
+VAR_SERVE_TRACKING_URI: Final = "MLOPS_SERVE_TRACKING_URI"
+VAR_SERVE_CAPTURE_BUCKET: Final = "MLOPS_SERVE_CAPTURE_BUCKET"
+
+
+def bucket_variable(role: str) -> str:
+    """`MLOPS_RAW_BUCKET`: the variable a job definition passes a data bucket's name in."""
+    return f"{ENV_PREFIX}{OUTPUT_BUCKETS[role].upper()}"
+
+
+# The Batch jobs, one job definition each (`<base>-training-<job>`), named as the job
+# modules are (`python -m training_jobs.<job>`); the pipeline runs the first four in order.
+JOB_PREPARE: Final = "prepare"
+JOB_TRAIN: Final = "train"
+JOB_EVALUATE: Final = "evaluate"
+JOB_REGISTER: Final = "register"
+JOB_DRIFT: Final = "drift"
+PIPELINE_JOBS: Final = (JOB_PREPARE, JOB_TRAIN, JOB_EVALUATE, JOB_REGISTER)
+BATCH_JOBS: Final = (*PIPELINE_JOBS, JOB_DRIFT)
 
 # Set by the retrain state machine on every Batch job it runs: the execution's ARN.
 PIPELINE_EXECUTION_VARIABLE: Final = "MLOPS_PIPELINE_EXECUTION"
