@@ -32,8 +32,8 @@ from training_jobs import contract
 
 NAMESPACE = "mlops"
 
+# contract.ENVIRONMENTS, spelled as a Literal for pydantic (tests/contract checks they agree).
 Environment = Literal["dev", "staging", "prod", "local", "ephemeral"]
-PROTECTED_ENVIRONMENTS: frozenset[str] = frozenset({"staging", "prod"})
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (
@@ -593,8 +593,14 @@ class PlatformConfig(_Section):
         return f"{self.name_prefix}-{self.stack}"
 
     @property
-    def is_protected(self) -> bool:
-        return self.environment in PROTECTED_ENVIRONMENTS
+    def is_guarded(self) -> bool:
+        """Its data must survive a command (contract.GUARDED_ENVIRONMENTS)."""
+        return self.environment in contract.GUARDED_ENVIRONMENTS
+
+    @property
+    def is_retained(self) -> bool:
+        """Its stateful resources are protected and retained (contract.RETAINED_ENVIRONMENTS)."""
+        return self.environment in contract.RETAINED_ENVIRONMENTS
 
     @property
     def is_ephemeral(self) -> bool:
@@ -827,8 +833,8 @@ class _TopLevel(_Section):
 Rule = Callable[[PlatformConfig], Iterable[Issue]]
 
 
-def _rule_protected_environments(c: PlatformConfig) -> Iterable[Issue]:
-    if not c.is_protected:
+def _rule_guarded_environments(c: PlatformConfig) -> Iterable[Issue]:
+    if not c.is_guarded:
         return
     if c.storage.force_destroy:
         yield Issue(
@@ -859,7 +865,7 @@ def _rule_protected_environments(c: PlatformConfig) -> Iterable[Issue]:
 
 
 def _rule_prod_availability(c: PlatformConfig) -> Iterable[Issue]:
-    if c.environment != "prod":
+    if c.environment != contract.ENV_PROD:
         return
     if c.network.az_count < 2:
         yield Issue("network.az_count", c.network.az_count, "prod needs at least 2 AZs")
@@ -1100,7 +1106,7 @@ def _rule_images(c: PlatformConfig) -> Iterable[Issue]:
 
 
 CROSS_FIELD_RULES: tuple[Rule, ...] = (
-    _rule_protected_environments,
+    _rule_guarded_environments,
     _rule_prod_availability,
     _rule_nat_vs_azs,
     _rule_subnets_fit,
@@ -1127,7 +1133,7 @@ def from_pulumi() -> PlatformConfig:
     prefix = f"{NAMESPACE}:"
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     raw = {k.removeprefix(prefix): v for k, v in merged.items() if k.startswith(prefix)}
-    region = pulumi.Config("aws").get("region") or "us-east-1"
+    region = pulumi.Config("aws").get("region") or contract.DEFAULT_REGION
     return parse(raw, stack=pulumi.get_stack(), region=region)
 
 

@@ -635,7 +635,7 @@ def _tracking(
             cpu=t.cpu,
             memory=t.memory,
             protect=config.environment == "prod",
-            final_snapshot=config.is_protected,
+            final_snapshot=config.is_guarded,
             db_monitoring_interval_seconds=t.db_monitoring_interval_seconds,
             log_retention_days=config.monitoring.log_retention_days,
         ),

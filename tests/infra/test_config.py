@@ -31,9 +31,9 @@ def test_every_shipped_stack_loads(stack: str) -> None:
     assert parsed.environment == ("ephemeral" if stack == "pr-template" else stack)
 
 
-def test_prod_is_protected_and_highly_available() -> None:
+def test_prod_is_guarded_retained_and_highly_available() -> None:
     prod = _parse(_stack_values("prod"), "prod")
-    assert prod.is_protected
+    assert prod.is_guarded and prod.is_retained
     assert prod.network.nat_mode == "per_az" and prod.network.az_count == 3
     assert not prod.buckets_force_destroy and prod.storage.versioning
     assert prod.tracking.database == "rds" and prod.tracking.db_deletion_protection
