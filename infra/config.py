@@ -604,7 +604,7 @@ class PlatformConfig(_Section):
 
     @property
     def is_ephemeral(self) -> bool:
-        return self.environment == "ephemeral"
+        return self.environment == contract.ENV_EPHEMERAL
 
     @property
     def model_name(self) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-# The tag format: second precision, `Z` suffix (e.g. 2026-11-29T10:00:00Z).
-FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+from training_jobs import contract
+
 MAX_TTL_HOURS = 24 * 14  # the bound infra/config.py's EphemeralConfig.ttl_hours enforces
 
 
@@ -39,9 +39,10 @@ def parse_utc(text: str, *, what: str = "timestamp") -> datetime:
 
 
 def format_utc(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        raise ExpiryError(f"{moment!r} has no timezone")
-    return moment.astimezone(UTC).strftime(FORMAT)
+    try:
+        return contract.format_expiry(moment)
+    except ValueError as exc:
+        raise ExpiryError(str(exc)) from None
 
 
 def expires_at(now: datetime, ttl_hours: int) -> datetime:

@@ -29,6 +29,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from mlops.plan import Plan, PlanResource
 from mlops.stackfiles import SECRET_PLACEHOLDER, Project, StackConfig
+from training_jobs import contract
 
 ACCOUNT_ID = "123456789012"
 
@@ -388,7 +389,7 @@ class ProgramError(Exception):
 
 def record(project: Project, stack: str, config: StackConfig) -> Plan:
     """Run `project`'s program for `stack` with `config` and return the recorded plan."""
-    region = config.values.get("aws:region", "us-east-1")
+    region = config.values.get("aws:region", contract.DEFAULT_REGION)
     mocks_ = _Mocks(region, _referenced_outputs(project, config))
     monitor = _RecordingMonitor(mocks_)
     settings.ROOT.set(None)  # a fresh root stack per run, also when called repeatedly
@@ -448,7 +449,7 @@ def _referenced_outputs(project: Project, config: StackConfig) -> dict[str, dict
     from mlops.stackfiles import read_stack_config
 
     raw = config.values.get("mlops:ephemeral")
-    if config.values.get("mlops:environment") != "ephemeral":
+    if config.values.get("mlops:environment") != contract.ENV_EPHEMERAL:
         return {}
     base = "dev"
     if raw:

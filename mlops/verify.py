@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from training_jobs import contract
+
 RECEIPT_SCHEMA: Final = 1
 NOOP_COMMAND: Final = ["python", "-c", "print('mlops verify: no-op job')"]
 TRACKING_COMMAND: Final = ["python", "-m", "training_jobs.verify"]
@@ -139,12 +141,12 @@ def _wait_job(batch: Any, job_id: str, settings: VerifySettings) -> dict[str, An
 
 def _submit(clients: ClientFactory, outputs: Mapping[str, Any], name: str, command: list[str],
             settings: VerifySettings, check: Check) -> dict[str, Any]:  # fmt: skip
-    definitions = _output(outputs, "job_definition_arns")
+    definitions = _output(outputs, contract.OUTPUT_JOB_DEFINITION_ARNS)
     definition = definitions.get("prepare") or next(iter(definitions.values()))
     batch = clients("batch")
     job = batch.submit_job(
         jobName=name,
-        jobQueue=_output(outputs, "job_queue_arn"),
+        jobQueue=_output(outputs, contract.OUTPUT_JOB_QUEUE_ARN),
         jobDefinition=definition,
         containerOverrides={"command": command},
     )
@@ -171,7 +173,7 @@ def check_tracking_from_job(
     clients: ClientFactory, outputs: Mapping[str, Any], settings: VerifySettings, check: Check
 ) -> str:
     _submit(clients, outputs, "mlops-verify-tracking", TRACKING_COMMAND, settings, check)
-    uri = outputs.get("tracking_uri", "(its job definition's URI)")
+    uri = outputs.get(contract.OUTPUT_TRACKING_URI, "(its job definition's URI)")
     return f"a Batch job reached MLflow at {uri} and was let in"
 
 
@@ -207,8 +209,8 @@ def sample_request(rows: int = 3) -> bytes:
 def check_model_server(outputs: Mapping[str, Any], settings: VerifySettings, check: Check) -> str:
     url = (
         settings.server_url
-        or outputs.get("model_server_endpoint")
-        or _output(outputs, "model_server_url")
+        or outputs.get(contract.OUTPUT_MODEL_SERVER_ENDPOINT)
+        or _output(outputs, contract.OUTPUT_MODEL_SERVER_URL)
     )
     base = str(url).rstrip("/")
     try:
@@ -239,7 +241,7 @@ def check_model_server(outputs: Mapping[str, Any], settings: VerifySettings, che
 
 
 def check_schedule(clients: ClientFactory, outputs: Mapping[str, Any], check: Check) -> str:
-    name = _output(outputs, "drift_schedule_name")
+    name = _output(outputs, contract.OUTPUT_DRIFT_SCHEDULE_NAME)
     schedule = clients("scheduler").get_schedule(Name=name)
     if schedule.get("State") != "ENABLED":
         raise VerifyError(f"schedule {name} is {schedule.get('State')}: the drift job never runs")
@@ -247,7 +249,7 @@ def check_schedule(clients: ClientFactory, outputs: Mapping[str, Any], check: Ch
 
 
 def check_alarms(clients: ClientFactory, outputs: Mapping[str, Any], check: Check) -> str:
-    name = _output(outputs, "drift_alarm_name")
+    name = _output(outputs, contract.OUTPUT_DRIFT_ALARM_NAME)
     alarms = clients("cloudwatch").describe_alarms(AlarmNames=[name]).get("MetricAlarms") or []
     if not alarms:
         raise VerifyError(f"alarm {name} does not exist")
@@ -258,12 +260,12 @@ def check_alarms(clients: ClientFactory, outputs: Mapping[str, Any], check: Chec
 
 
 def check_rule(clients: ClientFactory, outputs: Mapping[str, Any], check: Check) -> str:
-    name = _output(outputs, "retrain_rule_name")
+    name = _output(outputs, contract.OUTPUT_RETRAIN_RULE_NAME)
     events = clients("events")
     rule = events.describe_rule(Name=name)
     if rule.get("State") != "ENABLED":
         raise VerifyError(f"rule {name} is {rule.get('State')}: drift never starts a retrain")
-    machine = _output(outputs, "state_machine_arn")
+    machine = _output(outputs, contract.OUTPUT_STATE_MACHINE_ARN)
     targets = events.list_targets_by_rule(Rule=name).get("Targets") or []
     if not any(t["Arn"] == machine and t.get("RoleArn") for t in targets):
         raise VerifyError(f"rule {name} does not target {machine} with a role")
@@ -279,7 +281,7 @@ def check_pipeline(
     from training_jobs import sample_data
 
     s3 = clients("s3")
-    raw = _output(outputs, "raw_bucket")
+    raw = _output(outputs, contract.OUTPUT_BUCKETS[contract.BUCKET_RAW])
     existing = s3.list_objects_v2(Bucket=raw, Prefix="churn/", MaxKeys=1).get("KeyCount", 0)
     uploaded = None
     if not existing:
@@ -291,9 +293,8 @@ def check_pipeline(
     try:
         sfn = clients("stepfunctions")
         name = f"mlops-verify-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-        arn = sfn.start_execution(stateMachineArn=_output(outputs, "state_machine_arn"), name=name)[
-            "executionArn"
-        ]
+        machine = _output(outputs, contract.OUTPUT_STATE_MACHINE_ARN)
+        arn = sfn.start_execution(stateMachineArn=machine, name=name)["executionArn"]
         check.created.append(f"execution {name}")
         deadline = time.monotonic() + settings.pipeline_timeout_s
         while (
@@ -331,7 +332,7 @@ def verify(
 ) -> UpReceipt:
     receipt = UpReceipt(
         stack=stack,
-        region=str(outputs.get("region", "")),
+        region=str(outputs.get(contract.OUTPUT_REGION, "")),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     steps: list[tuple[str, Callable[[Check], str]]] = [

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlops.plan import Plan
+from training_jobs import contract
 
 JOB_DEFINITION = "aws:batch/jobDefinition:JobDefinition"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -184,7 +185,7 @@ def check(platform: Any) -> None:
         plan,
         platform.client("ec2"),
         platform.client("batch"),
-        str(platform.outputs["job_queue_arn"]),
+        str(platform.outputs[contract.OUTPUT_JOB_QUEUE_ARN]),
         names,
     )
     subnet_ids = [str(s) for s in platform.outputs.get("private_subnet_ids") or []]

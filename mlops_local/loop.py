@@ -137,7 +137,7 @@ def start_pipeline(
     sfn = platform.client("stepfunctions", credentials)
     name = f"{started_by}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     arn = sfn.start_execution(
-        stateMachineArn=platform.outputs["state_machine_arn"], name=name, input="{}"
+        stateMachineArn=platform.outputs[contract.OUTPUT_STATE_MACHINE_ARN], name=name, input="{}"
     )["executionArn"]
     return str(arn), time.perf_counter()
 
@@ -419,7 +419,7 @@ def run(platform: LocalPlatform, timeline: Timeline, settings: LoopSettings) -> 
 
         # 3. CloudWatch evaluates the alarm; EventBridge routes its state change.
         cloudwatch = platform.client("cloudwatch")
-        alarm_name = str(outputs["drift_alarm_name"])
+        alarm_name = str(outputs[contract.OUTPUT_DRIFT_ALARM_NAME])
         before, evaluation = alarms.evaluate_alarm(cloudwatch, alarm_name)
         after = alarms.describe(cloudwatch, alarm_name)
         timeline.mark(

@@ -44,8 +44,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
+from training_jobs import contract
+
 ACCOUNT: Final = "123456789012"
 PARTITION: Final = "aws"
+# The one region the emulator's backends are addressed in: the local stack's
+# (Pulumi.local.yaml's aws:region; tests/contract checks the two agree).
+REGION: Final = contract.DEFAULT_REGION
 SESSION_SECONDS: Final = 3600
 CREDENTIALS_PATH: Final = "/mlops-local/credentials"
 # Signing names whose IAM action prefix differs (Service Authorization Reference).
@@ -65,7 +70,7 @@ def assume(role_arn: str, session: str) -> dict[str, str]:
     from moto.sts.models import sts_backends
 
     role = sts_backends[ACCOUNT][PARTITION].assume_role(
-        region_name="us-east-1",
+        region_name=REGION,
         role_session_name=session[:64],
         role_arn=role_arn,
         policy="",
@@ -187,7 +192,7 @@ def patch_step_functions(port: int) -> None:
         from moto.stepfunctions.models import stepfunctions_backends
         from moto.stepfunctions.parser.api import ExecutionStatus
 
-        backend = stepfunctions_backends[ACCOUNT]["us-east-1"]
+        backend = stepfunctions_backends[ACCOUNT][REGION]
         roles = {e.role_arn for e in backend._get_executions(ExecutionStatus.RUNNING)}  # type: ignore[attr-defined]
         if len(roles) != 1:
             # One pipeline per local stack: its executions share the state machine's role.
@@ -340,7 +345,7 @@ class BatchOnEngine:
         keys = assume(properties["executionRoleArn"], f"ecs-agent-{self.job.job_id}")
         client = boto3.client(
             "secretsmanager",
-            region_name="us-east-1",
+            region_name=REGION,
             endpoint_url=endpoint,
             aws_access_key_id=keys["AccessKeyId"],
             aws_secret_access_key=keys["SecretAccessKey"],
@@ -419,7 +424,7 @@ def request_resources(action: str, data: Mapping[str, Any], body: bytes) -> list
         if secret and not secret.startswith("arn:"):
             from moto.secretsmanager.models import secretsmanager_backends
 
-            secret = secretsmanager_backends[ACCOUNT]["us-east-1"].describe_secret(secret).arn
+            secret = secretsmanager_backends[ACCOUNT][REGION].describe_secret(secret).arn
         return [secret] if secret else []
     return []
 
@@ -460,7 +465,7 @@ def _job_definition_arns(resource: str) -> list[str]:
         return [resource]
     from moto.batch.models import batch_backends
 
-    definition = batch_backends[ACCOUNT]["us-east-1"].get_job_definition(resource)
+    definition = batch_backends[ACCOUNT][REGION].get_job_definition(resource)
     return [definition.arn] if definition else [resource]
 
 

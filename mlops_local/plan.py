@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from mlops.plan import Plan, PlanResource
+from training_jobs import contract
 
 RANDOM_PASSWORD: Final = "random:index/randomPassword:RandomPassword"
 ACCOUNT: Final = "123456789012"  # the offline mock's account, and moto's
@@ -60,7 +61,7 @@ class LocalPlan:
 
     @property
     def region(self) -> str:
-        return str(self.plan.outputs.get("region", "us-east-1"))
+        return str(self.plan.outputs.get(contract.OUTPUT_REGION, contract.DEFAULT_REGION))
 
     @property
     def account(self) -> str:

@@ -93,6 +93,13 @@ class Probe:
         return self.initial_delay_s + self.period_s * self.failure_threshold
 
 
+# A failing readiness probe never restarts a pod: it only keeps the Deployment from being
+# available, and `pulumi up` gives up after pulumi-kubernetes' await timeout (10 minutes for
+# a Deployment unless `pulumi.com/timeoutSeconds` says otherwise). A startup probe that
+# runs out does restart it, so that one keeps its own budget.
+READINESS_AWAIT_S: Final = 600.0
+
+
 @dataclass(frozen=True)
 class PodRun:
     """What the engine runs for one Deployment's pod (one replica)."""
@@ -414,13 +421,15 @@ class RunningPod:
         return PodFailed(f"{self.run.name}: {why}; its log ends with:\n{self.logs()}")
 
     def wait_ready(self, timeout_s: float | None = None) -> float:
-        """Wait for the startup then the readiness probe, within the plan's own budgets
-        (or `timeout_s`); returns the seconds to ready."""
+        """Wait for the startup probe within its budget (the kubelet would restart the pod
+        after it), then for readiness within `pulumi up`'s await (or `timeout_s` for both);
+        returns the seconds to ready."""
         assert self.started_at is not None
         for kind, probe in (("startup", self.run.startup), ("readiness", self.run.readiness)):
             if probe is None:
                 continue
-            budget = timeout_s if timeout_s is not None else probe.budget_s
+            own = probe.budget_s if kind == "startup" else READINESS_AWAIT_S
+            budget = timeout_s if timeout_s is not None else own
             deadline = time.monotonic() + budget
             time.sleep(probe.initial_delay_s)
             while True:

@@ -26,7 +26,7 @@ GUARDED_ENVIRONMENTS: Final = frozenset({ENV_STAGING, ENV_PROD})
 RETAINED_ENVIRONMENTS: Final = frozenset({ENV_PROD})
 
 # The region a stack deploys to when `aws:region` is not set (the AWS provider's own
-# fallback, and the region the cost estimate's list prices are for).
+# fallback); jobs and tools that are told no region assume it too.
 DEFAULT_REGION: Final = "us-east-1"
 
 # The expiry instant of ephemeral stacks and resources (`mlops:expires-at` tag, the

@@ -18,7 +18,7 @@ def platform_tags(
         contract.TAG_OWNER: owner,
     }
     if expires_at is not None:
-        tags[contract.TAG_EXPIRES_AT] = expires_at.isoformat().replace("+00:00", "Z")
+        tags[contract.TAG_EXPIRES_AT] = contract.format_expiry(expires_at)
     return tags
 
 

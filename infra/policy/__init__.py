@@ -10,7 +10,6 @@ nothing here imports `mlops`, the Pulumi SDK or the components. The pack's adapt
 from infra.policy import rules  # noqa: F401  (importing it registers every rule)
 from infra.policy.core import (
     CATEGORY_MEANING,
-    PROTECTED_ENVIRONMENTS,
     SEVERITY_RANK,
     Category,
     Context,
@@ -51,7 +50,6 @@ RULES_BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
 __all__ = [
     "CATEGORY_MEANING",
     "OPEN_CIDRS",
-    "PROTECTED_ENVIRONMENTS",
     "RULES",
     "RULES_BY_ID",
     "SEVERITY_RANK",

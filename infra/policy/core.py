@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, Unpack, get_args
 
 from infra.policy.documents import taggable
+from training_jobs import contract
 
 if TYPE_CHECKING:
     from infra.policy.exceptions import PolicyException
@@ -51,7 +52,6 @@ CATEGORY_MEANING: dict[Category, str] = {
     "governance": "loses ownership and cost attribution: the platform tags",
 }
 SEVERITY_RANK: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-PROTECTED_ENVIRONMENTS = ("prod",)
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,14 @@ class Context:
     environment: str | None = None
 
     @property
-    def protected(self) -> bool:
-        return self.environment in PROTECTED_ENVIRONMENTS
+    def guarded(self) -> bool:
+        """Its data must survive a delete (contract.GUARDED_ENVIRONMENTS: staging, prod)."""
+        return self.environment in contract.GUARDED_ENVIRONMENTS
+
+    @property
+    def retained(self) -> bool:
+        """Its stateful resources are protected and kept (contract.RETAINED_ENVIRONMENTS)."""
+        return self.environment in contract.RETAINED_ENVIRONMENTS
 
 
 ResourceCheck = Callable[[Mapping[str, Any], Context], list[str]]

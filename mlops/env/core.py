@@ -19,14 +19,14 @@ import yaml
 
 from mlops.env.workspace import EngineError, OnOutput, StateResource, Workspace
 from mlops.expiry import ExpiryError, expires_at, format_utc, is_expired, parse_utc
+from training_jobs import contract
 from training_jobs.contract import TAG_ENVIRONMENT, TAG_EXPIRES_AT, TAG_OWNER
 
 TEMPLATE_STACK = "pr-template"
 KEY_ENVIRONMENT = "mlops:environment"
 KEY_OWNER = "mlops:owner"
 KEY_EPHEMERAL = "mlops:ephemeral"
-EPHEMERAL = "ephemeral"
-PROTECTED = frozenset({"staging", "prod"})  # infra.config.PROTECTED_ENVIRONMENTS, no SDK import
+EPHEMERAL = contract.ENV_EPHEMERAL
 DEFAULT_TTL_HOURS = 48
 
 _PR_STACK = re.compile(r"^pr-([1-9][0-9]{0,8})$")
@@ -77,7 +77,7 @@ def marking(stack: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> M
         environment=str(env_config) if env_config is not None else env_tag,
         owner=_str_or_none(config.get(KEY_OWNER)) or tags.get(TAG_OWNER),
         expires_at_raw=_str_or_none(expiry) or tags.get(TAG_EXPIRES_AT),
-        protected_hint=next((v for v in seen if v in PROTECTED), None),
+        protected_hint=next((v for v in seen if v in contract.GUARDED_ENVIRONMENTS), None),
     )
 
 

@@ -36,7 +36,7 @@ def _tag_filters(selector: Selector) -> list[list[dict[str, Any]]]:
     """One query per filter set; for --expired the union of two (ephemeral, or has expiry)."""
     if selector.stack is not None:
         return [[{"Key": TAG_STACK, "Values": [selector.stack]}]]
-    return [[{"Key": TAG_ENVIRONMENT, "Values": ["ephemeral"]}], [{"Key": TAG_EXPIRES_AT}]]
+    return [[{"Key": TAG_ENVIRONMENT, "Values": [EPHEMERAL]}], [{"Key": TAG_EXPIRES_AT}]]
 
 
 def from_tagging_api(clients: ClientFactory, selector: Selector) -> Iterator[Found]:

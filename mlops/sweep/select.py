@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mlops.expiry import ExpiryError, is_expired, parse_utc
+from training_jobs import contract
 from training_jobs.contract import TAG_ENVIRONMENT, TAG_EXPIRES_AT, TAG_STACK
 
-EPHEMERAL = "ephemeral"
+EPHEMERAL = contract.ENV_EPHEMERAL
 
 
 @dataclass(frozen=True)

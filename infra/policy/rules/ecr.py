@@ -99,10 +99,10 @@ def _ecr_lifecycle(resources: Sequence[Resource]) -> list[tuple[Resource, str]]:
     enforcement="mandatory",
     category="resilience",
     types=(REPOSITORY,),
-    description="Production registries must not drop images on delete.",
+    description="Staging and production registries must not drop images on delete.",
     remediation="Set forceDelete false.",
 )
 def _ecr_force_delete(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
-    if ctx.protected and truthy(inputs.get("forceDelete")):
+    if ctx.guarded and truthy(inputs.get("forceDelete")):
         return [f"forceDelete is true in {ctx.environment}: a delete drops every image"]
     return []

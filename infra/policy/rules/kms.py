@@ -51,7 +51,7 @@ def _kms_rotation(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
 )
 def _kms_window(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
     days = inputs.get("deletionWindowInDays", 30)  # AWS default when unset
-    need = 30 if ctx.protected else 7
+    need = 30 if ctx.retained else 7
     if not isinstance(days, int) or days < need:
         return [f"deletionWindowInDays is {days!r}; at least {need} in {ctx.environment or 'any'}"]
     return []

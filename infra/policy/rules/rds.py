@@ -40,7 +40,7 @@ def _rds_encrypted(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
 )
 def _rds_backups(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
     days = inputs.get("backupRetentionPeriod", 1)
-    need = 7 if ctx.protected else 1
+    need = 7 if ctx.retained else 1
     if not isinstance(days, int) or days < need:
         return [f"backupRetentionPeriod is {days!r}; at least {need} in {ctx.environment or 'any'}"]
     return []
@@ -58,7 +58,7 @@ def _rds_backups(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
     remediation="Set deletionProtection true (tracking.db_deletion_protection).",
 )
 def _rds_deletion_protection(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
-    if ctx.protected and not truthy(inputs.get("deletionProtection")):
+    if ctx.retained and not truthy(inputs.get("deletionProtection")):
         return [f"deletionProtection is not true in {ctx.environment}"]
     return []
 
@@ -91,6 +91,6 @@ def _rds_public(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
     remediation="Set multiAz true (tracking.db_multi_az).",
 )
 def _rds_multi_az(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
-    if ctx.protected and not truthy(inputs.get("multiAz")):
+    if ctx.retained and not truthy(inputs.get("multiAz")):
         return [f"multiAz is not true in {ctx.environment}: one AZ outage stops tracking"]
     return []

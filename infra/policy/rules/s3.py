@@ -264,10 +264,10 @@ register(
     enforcement="mandatory",
     category="resilience",
     types=(BUCKET,),
-    description="Production buckets must not be emptied by a delete.",
+    description="Staging and production buckets must not be emptied by a delete.",
     remediation="Set forceDestroy false (storage.force_destroy only for ephemeral/local stacks).",
 )
 def _s3_force_destroy(inputs: Mapping[str, Any], ctx: Context) -> list[str]:
-    if ctx.protected and truthy(inputs.get("forceDestroy")):
+    if ctx.guarded and truthy(inputs.get("forceDestroy")):
         return [f"forceDestroy is true in {ctx.environment}: a delete empties the bucket"]
     return []
