@@ -39,12 +39,12 @@ class Connection:
 def policy_findings(plan: Plan) -> list[str]:
     """The plan's mandatory policy violations (with the stack file's exceptions)."""
     from infra import policy
+    from mlops.cli.errors import UserError
+    from mlops.cli.review import stack_exceptions
 
     try:
-        from mlops.review.commands import stack_exceptions
-
         exceptions = stack_exceptions(plan.stack)
-    except SystemExit:
+    except UserError:
         exceptions = []  # no stack file for this plan's stack here: no exceptions
     findings = policy.evaluate(policy.resources_from_plan(plan), exceptions=exceptions)
     return [f"{f.rule_id} {f.name}: {f.message}" for f in findings if f.blocking]

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mlops.env import command, core
+from mlops.cli import env as command
+from mlops.env import core
 from mlops.env.workspace import (
     DEFAULT_BACKEND,
     Backend,

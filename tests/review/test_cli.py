@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlops import cli
+from mlops.cli import stacks
 from mlops.plan import Plan
 from tests.review.conftest import mutate, plan_for
 
@@ -27,8 +28,8 @@ def plans(tmp_path: Path, prod: Plan) -> tuple[Path, Path]:
 
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Session-cached plans; the loop stays open for the other tests' recordings."""
-    monkeypatch.setattr(cli, "build_plan", lambda stack, project_dir=None: plan_for(stack))
-    monkeypatch.setattr(cli, "_close_event_loop", lambda: None)
+    monkeypatch.setattr(stacks, "build_plan", lambda stack, project_dir=None: plan_for(stack))
+    monkeypatch.setattr(stacks, "close_event_loop", lambda: None)
 
 
 def _run(*args: str) -> Any:
@@ -124,7 +125,7 @@ def test_policy_exceptions_from_the_stack_file(
     )
     (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
     # A real recording of the changed project (not the session's cached plans).
-    monkeypatch.setattr(cli, "_close_event_loop", lambda: None)
+    monkeypatch.setattr(stacks, "close_event_loop", lambda: None)
     opened = _run("policy", "--stack", "dev", "--project-dir", str(tmp_path))
     assert opened.exit_code == 1, opened.output
     assert "MLOPS-EKS-002" in opened.output

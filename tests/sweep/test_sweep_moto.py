@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from mlops.cli.sweep import sweep_command
 from mlops.expiry import parse_utc
-from mlops.sweep.command import sweep_command
 from mlops.sweep.delete import Context
 from mlops.sweep.run import sweep
 from mlops.sweep.select import Selector

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import sys
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from mlops.cli import stacks
+from mlops.cli.errors import Failed, UserError
+from mlops.cli.options import now_option, project_dir_option
 from mlops.env import core
 from mlops.env.workspace import (
     AutomationWorkspace,
@@ -19,34 +22,14 @@ from mlops.env.workspace import (
 )
 from mlops.expiry import ExpiryError, parse_utc, utc_now
 
-EXIT_FAILED = 1
-EXIT_REFUSED = 2
-
 # Tests replace this to hand the commands a fake workspace.
 WorkspaceFactory = Callable[[Path, Backend], Workspace]
 workspace_factory: WorkspaceFactory = AutomationWorkspace
 
 
-def _project_root(project_dir: Path | None) -> Path:
-    from mlops.stackfiles import StackFileError, find_project
-
-    try:
-        return find_project(project_dir).root
-    except StackFileError as exc:
-        _exit(str(exc), EXIT_REFUSED)
-        raise AssertionError("unreachable") from exc
-
-
-def _exit(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
 def _env(ctx: click.Context, now: str | None = None) -> core.Env:
     options = ctx.find_object(dict) or {}
-    root = _project_root(options.get("project_dir"))
-    import os
-
+    root = stacks.project(options.get("project_dir")).root
     backend = resolve_backend(
         options.get("backend"), os.environ, Path.home() / ".pulumi" / "credentials.json"
     )
@@ -54,13 +37,11 @@ def _env(ctx: click.Context, now: str | None = None) -> core.Env:
     try:
         moment = parse_utc(now, what="--now") if now else utc_now()
     except ExpiryError as exc:
-        _exit(str(exc), EXIT_REFUSED)
-        raise AssertionError("unreachable") from exc
+        raise UserError(str(exc)) from exc
     try:
         workspace = workspace_factory(root, backend)
     except EngineError as exc:
-        _exit(str(exc), EXIT_FAILED)
-        raise AssertionError("unreachable") from exc
+        raise Failed(str(exc)) from exc
     return core.Env(workspace=workspace, now=moment, say=click.echo, sleep=time.sleep)
 
 
@@ -68,9 +49,9 @@ def _run(action: Callable[[], None]) -> None:
     try:
         action()
     except core.Refusal as exc:
-        _exit(str(exc), EXIT_REFUSED)
+        raise UserError(str(exc)) from exc
     except EngineError as exc:
-        _exit(f"pulumi failed:\n{exc}", EXIT_FAILED)
+        raise Failed(f"pulumi failed:\n{exc}") from exc
 
 
 @click.group("env")
@@ -81,12 +62,7 @@ def _run(action: Callable[[], None]) -> None:
     help="State backend (default: PULUMI_BACKEND_URL, else your `pulumi login`, else "
     "file://~/.pulumi-mlops).",
 )
-@click.option(
-    "--project-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory holding Pulumi.yaml (default: nearest above the current directory).",
-)
+@project_dir_option
 @click.pass_context
 def env_group(ctx: click.Context, backend: str | None, project_dir: Path | None) -> None:
     """Per-pull-request ephemeral stacks: create, destroy, list, reap.
@@ -105,7 +81,7 @@ def env_group(ctx: click.Context, backend: str | None, project_dir: Path | None)
 def up_command(ctx: click.Context, pr: int, ttl_hours: int | None, dry_run: bool) -> None:
     """Create or update stack pr-N from Pulumi.pr-template.yaml and run `up`."""
     env = _env(ctx)
-    root = _project_root(ctx.obj["project_dir"])
+    root = stacks.project(ctx.obj["project_dir"]).root
     template = root / f"Pulumi.{core.TEMPLATE_STACK}.yaml"
 
     def action() -> None:
@@ -127,17 +103,16 @@ def destroy_command(ctx: click.Context, pr: int, dry_run: bool) -> None:
         if not dry_run and not outcome.removed:
             for urn in outcome.remaining:
                 click.echo(f"  still in state: {urn}", err=True)
-            _exit(
+            raise Failed(
                 f"{outcome.stack} kept: resources remain; fix the cause, run "
-                f"`mlops env destroy --pr {pr}` again, then `mlops sweep --stack {outcome.stack}`",
-                EXIT_FAILED,
+                f"`mlops env destroy --pr {pr}` again, then `mlops sweep --stack {outcome.stack}`"
             )
 
     _run(action)
 
 
 @env_group.command("list")
-@click.option("--now", default=None, metavar="ISO", help="Judge expiry at this instant (UTC).")
+@now_option
 @click.option("--dry-run", is_flag=True, help="Accepted for symmetry: listing changes nothing.")
 @click.pass_context
 def list_command(ctx: click.Context, now: str | None, dry_run: bool) -> None:
@@ -159,7 +134,7 @@ def list_command(ctx: click.Context, now: str | None, dry_run: bool) -> None:
 
 @env_group.command("reap")
 @click.option("--dry-run", is_flag=True, help="List what would be destroyed; change nothing.")
-@click.option("--now", default=None, metavar="ISO", help="Judge expiry at this instant (UTC).")
+@now_option
 @click.pass_context
 def reap_command(ctx: click.Context, dry_run: bool, now: str | None) -> None:
     """Destroy every ephemeral stack whose expiry has passed; report each."""
@@ -172,6 +147,6 @@ def reap_command(ctx: click.Context, dry_run: bool, now: str | None) -> None:
         if not results:
             click.echo("no ephemeral stacks")
         if any(r.action == "failed" for r in results):
-            _exit("some expired stacks could not be reaped (see above)", EXIT_FAILED)
+            raise Failed("some expired stacks could not be reaped (see above)")
 
     _run(action)

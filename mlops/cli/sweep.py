@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from mlops.cli.errors import Failed, UserError
+from mlops.cli.options import now_option
 from mlops.expiry import ExpiryError, parse_utc, utc_now
-
-EXIT_REMAINING = 1
-EXIT_USAGE = 2
+from training_jobs.contract import DEFAULT_REGION
 
 
 @click.command("sweep")
@@ -35,7 +34,7 @@ EXIT_USAGE = 2
     default=None,
     help="Write the destroy receipt (JSON) here.",
 )
-@click.option("--now", default=None, metavar="ISO", help="Judge expiry at this instant (UTC).")
+@now_option
 @click.option("--region", default=None, help="AWS region (default: the usual AWS settings).")
 def sweep_command(
     stack: str | None,
@@ -57,17 +56,16 @@ def sweep_command(
     from mlops.sweep.select import Selector
 
     if (stack is None) == (not expired):
-        _usage("give exactly one of --stack pr-N or --expired")
+        raise UserError("give exactly one of --stack pr-N or --expired")
     if stack is not None and not stack.startswith("pr-"):
-        _usage(f"--stack {stack!r}: sweeps only touch ephemeral stacks, named pr-<number>")
+        raise UserError(f"--stack {stack!r}: sweeps only touch ephemeral stacks, named pr-<number>")
     try:
         moment = parse_utc(now, what="--now") if now is not None else utc_now()
     except ExpiryError as exc:
-        _usage(str(exc))
-        raise AssertionError("unreachable") from exc
+        raise UserError(str(exc)) from exc
 
     session = boto3.session.Session(region_name=region)
-    resolved = session.region_name or "us-east-1"
+    resolved = session.region_name or DEFAULT_REGION
     clients: dict[str, Any] = {}
 
     def client(service: str) -> Any:
@@ -91,10 +89,4 @@ def sweep_command(
     for error in result.listing_errors:
         click.echo(f"warning: listing failed: {error}", err=True)
     if really and not result.clean:
-        click.echo("error: ephemeral resources remain; see the receipt", err=True)
-        sys.exit(EXIT_REMAINING)
-
-
-def _usage(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
+        raise Failed("ephemeral resources remain; see the receipt")

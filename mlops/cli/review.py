@@ -1,4 +1,4 @@
-"""Click commands for the review tools; `mlops.cli` registers them. Thin: parse, call, print."""
+"""`mlops diff|policy|cost|parity`: the review tools on plan data. Thin: parse, call, print."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from typing import Any
 import click
 
 from infra import policy
+from mlops.cli import stacks
+from mlops.cli.errors import UserError
+from mlops.cli.options import project_dir_option, stack_option
+from mlops.plan import Plan
 from mlops.review import cost, diff, markdown, parity
+from training_jobs.contract import DEFAULT_REGION
 
 EXIT_FAIL = 1
-EXIT_USAGE = 2
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
 
 
 def _write(path: str, text: str, what: str) -> None:
@@ -29,46 +28,22 @@ def _write(path: str, text: str, what: str) -> None:
         click.echo(f"wrote {what} to {path}", err=True)
 
 
-def _project(project_dir: Path | None) -> Any:
-    from mlops.stackfiles import StackFileError, find_project
-
-    try:
-        return find_project(project_dir)
-    except StackFileError as exc:
-        _fail(str(exc))
-
-
 def stack_exceptions(stack: str, project_dir: Path | None = None) -> list[policy.PolicyException]:
     """`mlops:policy_exceptions` of a stack file (a list of {rule, urn_contains|name, reason})."""
-    from mlops.stackfiles import StackFileError, read_stack_config
-
-    project = _project(project_dir)
-    try:
-        values = read_stack_config(project, stack).values
-    except StackFileError as exc:
-        _fail(str(exc))
-        raise AssertionError("unreachable") from exc
+    values = stacks.values(stack, project_dir)
     try:
         return policy.parse_exceptions(values.get("mlops:policy_exceptions"))
     except policy.ExceptionConfigError as exc:
-        _fail("\n".join(f"Pulumi.{stack}.yaml: mlops:{issue}" for issue in exc.issues))
-        raise AssertionError("unreachable") from exc
+        issues = "\n".join(f"Pulumi.{stack}.yaml: mlops:{issue}" for issue in exc.issues)
+        raise UserError(issues) from exc
 
 
-def _build(stack: str, project_dir: Path | None) -> Any:
-    from mlops.cli import _close_event_loop, build_plan
-
-    plan = build_plan(stack, project_dir)
-    _close_event_loop()
+def _build(stack: str, project_dir: Path | None) -> Plan:
+    plan = stacks.build_plan(stack, project_dir)
+    stacks.close_event_loop()
     return plan
 
 
-_PROJECT_DIR = click.option(
-    "--project-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory holding Pulumi.yaml (default: nearest above the current directory).",
-)
 _JSON = click.option(
     "--json",
     "json_path",
@@ -108,7 +83,7 @@ _JSON = click.option(
     show_default=True,
     help="Cap of the markdown; lower it to put several stacks in one comment.",
 )
-@_PROJECT_DIR
+@project_dir_option
 def diff_command(
     base: Path,
     head: Path,
@@ -123,8 +98,7 @@ def diff_command(
         classes = diff.parse_classes(fail_on) if fail_on is not None else []
         base_plan, head_plan = diff.load_plan(base), diff.load_plan(head)
     except (ValueError, diff.PlanInputError) as exc:
-        _fail(str(exc))
-        raise AssertionError("unreachable") from exc
+        raise UserError(str(exc)) from exc
     exceptions = _exceptions_for(
         stack_exceptions or head_plan.stack, project_dir, stack_exceptions is not None
     )
@@ -143,11 +117,9 @@ def diff_command(
 def _exceptions_for(
     stack: str, project_dir: Path | None, required: bool
 ) -> list[policy.PolicyException]:
-    from mlops.stackfiles import StackFileError, find_project
-
     try:
-        project = find_project(project_dir)
-    except StackFileError:
+        project = stacks.project(project_dir)
+    except UserError:
         if required:
             raise
         return []
@@ -157,9 +129,7 @@ def _exceptions_for(
 
 
 @click.command("policy")
-@click.option(
-    "--stack", "-s", default=None, help="Stack name: records the plan of Pulumi.<stack>.yaml."
-)
+@stack_option("Stack name: records the plan of Pulumi.<stack>.yaml.", required=False)
 @click.option(
     "--plan",
     "plan_path",
@@ -170,7 +140,7 @@ def _exceptions_for(
     "from its stack's file when that is in the project.",
 )
 @_JSON
-@_PROJECT_DIR
+@project_dir_option
 def policy_command(
     stack: str | None, plan_path: Path | None, json_path: str | None, project_dir: Path | None
 ) -> None:
@@ -182,8 +152,7 @@ def policy_command(
         try:
             plan = diff.load_plan(plan_path)
         except diff.PlanInputError as exc:
-            _fail(str(exc))
-            raise AssertionError("unreachable") from exc
+            raise UserError(str(exc)) from exc
         stack = plan.stack
         exceptions = _exceptions_for(stack, project_dir, required=False)
     else:
@@ -216,9 +185,9 @@ def _rule_dict(rule: policy.Rule) -> dict[str, Any]:
 
 
 @click.command("cost")
-@click.option("--stack", "-s", required=True, help="Stack name: reads Pulumi.<stack>.yaml.")
+@stack_option()
 @_JSON
-@_PROJECT_DIR
+@project_dir_option
 def cost_command(stack: str, json_path: str | None, project_dir: Path | None) -> None:
     """Estimate the stack's monthly cost from its offline plan and the dated price table."""
     est = cost.estimate(_build(stack, project_dir))
@@ -228,44 +197,32 @@ def cost_command(stack: str, json_path: str | None, project_dir: Path | None) ->
 
 
 @click.command("parity")
-@click.argument("stacks", nargs=-1, required=True)
+@click.argument("names", metavar="STACKS...", nargs=-1, required=True)
 @click.option("--config-only", is_flag=True, help="Compare parsed config only (no plans).")
-@_PROJECT_DIR
-def parity_command(stacks: tuple[str, ...], config_only: bool, project_dir: Path | None) -> None:
+@project_dir_option
+def parity_command(names: tuple[str, ...], config_only: bool, project_dir: Path | None) -> None:
     """Show the settings and resource inputs that differ between STACKS (e.g. dev staging prod)."""
-    if len(stacks) < 2:
-        _fail("parity needs at least two stacks, e.g. `mlops parity dev staging prod`")
-    configs = {s: _parsed_config(s, project_dir) for s in stacks}
-    click.echo(parity.render("config", parity.compare(parity.config_columns(configs)), stacks))
+    if len(names) < 2:
+        raise UserError("parity needs at least two stacks, e.g. `mlops parity dev staging prod`")
+    configs = {s: _parsed_config(s, project_dir) for s in names}
+    click.echo(parity.render("config", parity.compare(parity.config_columns(configs)), names))
     if config_only:
         return
-    from mlops.cli import _close_event_loop, build_plan
-
-    plans = [build_plan(s, project_dir) for s in stacks]
-    _close_event_loop()  # once, after the last plan: the recorder reuses the loop
+    plans = [stacks.build_plan(s, project_dir) for s in names]
+    stacks.close_event_loop()  # once, after the last plan: the recorder reuses the loop
     click.echo("")
-    click.echo(parity.render("resources", parity.compare(parity.resource_columns(plans)), stacks))
+    click.echo(parity.render("resources", parity.compare(parity.resource_columns(plans)), names))
 
 
 def _parsed_config(stack: str, project_dir: Path | None) -> dict[str, Any]:
     from infra import config as platform_config
-    from mlops.stackfiles import StackFileError, read_stack_config
 
-    project = _project(project_dir)
-    try:
-        values = read_stack_config(project, stack).values
-    except StackFileError as exc:
-        _fail(str(exc))
-        raise AssertionError("unreachable") from exc
+    values = stacks.values(stack, project_dir)
     raw = {k.removeprefix("mlops:"): v for k, v in values.items() if k.startswith("mlops:")}
     try:
         parsed = platform_config.parse(
-            raw, stack=stack, region=values.get("aws:region", "us-east-1")
+            raw, stack=stack, region=values.get("aws:region", DEFAULT_REGION)
         )
     except platform_config.ConfigError as exc:
-        _fail(str(exc))
-        raise AssertionError("unreachable") from exc
+        raise UserError(str(exc)) from exc
     return parsed.model_dump(mode="json")
-
-
-COMMANDS = (diff_command, policy_command, cost_command, parity_command)

@@ -10,6 +10,9 @@ import click
 
 from infra.planning.images import IMAGES
 from infra.sources import ImageSourceError
+from mlops.cli import stacks
+from mlops.cli.errors import Failed
+from mlops.cli.options import project_dir_option
 from mlops.images import (
     SYSTEM_CA_BUNDLE,
     ImageBuildError,
@@ -17,18 +20,15 @@ from mlops.images import (
     compile_lock,
     resolve_base_image,
 )
-from mlops.stackfiles import StackFileError, find_project
 from mlops_local.engine import EngineError, EngineUnavailable, detect
 
-EXIT_FAIL = 1
-_KINDS = click.Choice(sorted(IMAGES))
-
-
-def _root(project_dir: Path | None) -> Path:
-    try:
-        return find_project(project_dir).root
-    except StackFileError as exc:
-        raise click.ClickException(str(exc)) from exc
+_image_option = click.option(
+    "--image",
+    "kinds",
+    type=click.Choice(sorted(IMAGES)),
+    multiple=True,
+    help="Default: every image.",
+)
 
 
 @click.group("images")
@@ -37,24 +37,24 @@ def images_group() -> None:
 
 
 @images_group.command("lock")
-@click.option("--image", "kinds", type=_KINDS, multiple=True, help="Default: every image.")
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@_image_option
+@project_dir_option
 def lock_command(kinds: tuple[str, ...], project_dir: Path | None) -> None:
     """Regenerate images/<image>/requirements.lock from pyproject.toml (needs the index)."""
-    root = _root(project_dir)
+    root = stacks.project(project_dir).root
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
     for kind in kinds or tuple(IMAGES):
         spec = IMAGES[kind]
         try:
             text = compile_lock(root, spec, uv)
         except ImageBuildError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise Failed(str(exc)) from exc
         (root / spec.lock_file).write_text(text)
         click.echo(f"wrote {spec.lock_file} ({text.count('==')} pins)", err=True)
 
 
 @images_group.command("build")
-@click.option("--image", "kinds", type=_KINDS, multiple=True, help="Default: every image.")
+@_image_option
 @click.option(
     "--engine",
     "engine_name",
@@ -67,7 +67,7 @@ def lock_command(kinds: tuple[str, ...], project_dir: Path | None) -> None:
     default=None,
     help="Build on this base instead of the Containerfiles' pinned default.",
 )
-@click.option("--project-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@project_dir_option
 def build_command(
     kinds: tuple[str, ...],
     engine_name: str | None,
@@ -75,21 +75,18 @@ def build_command(
     project_dir: Path | None,
 ) -> None:
     """Build the images into the local engine; unchanged sources are not rebuilt."""
-    root = _root(project_dir)
+    root = stacks.project(project_dir).root
     try:
         engine = detect(engine_name).check_ready()
         base = resolve_base_image(engine, root, base_image, lambda line: click.echo(line, err=True))
-        rows = []
         for kind in kinds or tuple(IMAGES):
             built = build_image(
                 engine, root, IMAGES[kind], base_image=base, ca_bundle=SYSTEM_CA_BUNDLE
             )
             how = "cached" if built.cached else f"built in {built.seconds:.0f}s"
-            rows.append(
-                f"  {built.kind:<9} {built.ref:<44} {built.size_bytes / 1e6:7.0f} MB  {how}"
+            click.echo(
+                f"  {built.kind:<9} {built.ref:<44} {built.size_bytes / 1e6:7.0f} MB  {how}",
+                err=True,
             )
-            click.echo(rows[-1], err=True)
-    except EngineUnavailable as exc:
-        raise click.ClickException(str(exc)) from exc
-    except (ImageBuildError, ImageSourceError, EngineError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (EngineUnavailable, ImageBuildError, ImageSourceError, EngineError) as exc:
+        raise Failed(str(exc)) from exc

@@ -12,13 +12,10 @@ from typing import Any
 
 import click
 
+from mlops.cli.errors import UserError
+from mlops.cli.options import stack_option
+
 EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def _usage(message: str) -> None:
-    click.echo(f"mlops verify: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
 
 
 def stack_outputs(stack: str, path: Path | None) -> dict[str, Any]:
@@ -29,20 +26,22 @@ def stack_outputs(stack: str, path: Path | None) -> dict[str, Any]:
     if source is not None:
         try:
             data = json.loads(source.read_text())
-        except FileNotFoundError:
-            _usage(
+        except FileNotFoundError as exc:
+            raise UserError(
                 f"--outputs {source}: no such file (write it with `pulumi stack output --json "
                 f"--stack {stack} > {source}`)"
-            )
+            ) from exc
         except json.JSONDecodeError as exc:
-            _usage(f"--outputs {source}: not JSON ({exc.msg} at line {exc.lineno})")
+            raise UserError(
+                f"--outputs {source}: not JSON ({exc.msg} at line {exc.lineno})"
+            ) from exc
         if not isinstance(data, dict):
-            _usage(
+            raise UserError(
                 f"--outputs {source}: expected the JSON object `pulumi stack output --json` writes"
             )
         return dict(data)
     if shutil.which("pulumi") is None:
-        _usage(
+        raise UserError(
             "no stack outputs: give --outputs FILE (from `pulumi stack output --json`) or install "
             "the Pulumi CLI so verify can read them"
         )
@@ -53,7 +52,7 @@ def stack_outputs(stack: str, path: Path | None) -> dict[str, Any]:
         check=False,
     )
     if result.returncode != 0:
-        _usage(
+        raise UserError(
             f"`pulumi stack output --stack {stack}` failed: "
             f"{result.stderr.strip() or result.stdout.strip()}"
         )
@@ -61,9 +60,7 @@ def stack_outputs(stack: str, path: Path | None) -> dict[str, Any]:
 
 
 @click.command("verify")
-@click.option(
-    "--stack", "-s", required=True, help="The deployed stack (dev, staging, prod, local, pr-N)."
-)
+@stack_option("The deployed stack (dev, staging, prod, local, pr-N).")
 @click.option(
     "--outputs",
     "outputs_path",
@@ -108,7 +105,7 @@ def verify_command(
     outputs = stack_outputs(stack, outputs_path)
     session = boto3.session.Session(region_name=region or outputs.get("region"))
     if session.get_credentials() is None:
-        _usage(
+        raise UserError(
             "no AWS credentials: configure them as for `pulumi up` (AWS_PROFILE, SSO, or "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
         )
