@@ -245,11 +245,6 @@ class TrainingConfig(_Section):
     on_demand_fallback: bool = Field(
         True, description="Queue also feeds an on-demand environment when spot is short."
     )
-    gpu_enabled: bool = Field(False, description="Create a GPU compute environment.")
-    gpu_instance_types: tuple[InstanceType, ...] = Field(
-        ("g5.xlarge",), min_length=1, description="Instance types of the GPU environment."
-    )
-    gpu_max_vcpus: int = Field(16, ge=1, le=10_000, description="Upper bound of the GPU env.")
     job_vcpus: float = Field(1.0, gt=0, le=96, description="vCPUs per job.")
     job_memory_mib: int = Field(4096, ge=512, le=786_432, description="Memory per job, MiB.")
     job_timeout_minutes: int = Field(120, ge=1, le=14 * 24 * 60, description="Job time limit.")
@@ -731,6 +726,12 @@ REMOVED_SETTINGS: dict[tuple[str, str], str] = {
     "(serving.deployer.location: in_vpc)",
     ("serving", "model_name"): "removed: the server serves the model the pipeline trains, "
     "training.model_name",
+    **{
+        ("training", key): "removed: no job definition ran on a GPU, so the GPU compute "
+        "environment and its queue had no user; GPU inference runs on a serving node group "
+        "(serving.node_groups, name: gpu)"
+        for key in ("gpu_enabled", "gpu_instance_types", "gpu_max_vcpus")
+    },
 }
 
 

@@ -18,7 +18,7 @@ class AlertsArgs:
     tags: dict[str, str]
     kms_key_arn: pulumi.Input[str]
     account_id: pulumi.Input[str]
-    emails: tuple[str, ...] = ()
+    emails: tuple[str, ...]
 
 
 class Alerts(pulumi.ComponentResource):

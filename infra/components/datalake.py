@@ -11,7 +11,6 @@ import pulumi_aws as aws
 from infra import defaults
 from infra.planning import iam
 from infra.planning.tags import resource_tags
-from training_jobs import contract
 
 ACCESS_LOGS_ROLE = "access-logs"
 _SseByDefault = (
@@ -25,15 +24,15 @@ class DataLakeArgs:
     tags: dict[str, str]
     account_id: pulumi.Input[str]
     region: str
-    bucket_roles: tuple[str, ...] = contract.DATA_BUCKET_ROLES
-    versioning: bool = True
-    force_destroy: bool = False
-    noncurrent_version_expiration_days: int = 90
-    infrequent_access_transition_days: int = 30
-    abort_incomplete_multipart_days: int = 7
-    access_log_retention_days: int = 365
-    kms_deletion_window_days: int = 30
-    protect: bool = False  # protect + retain_on_delete on the key and buckets (prod)
+    bucket_roles: tuple[str, ...]
+    versioning: bool
+    force_destroy: bool
+    noncurrent_version_expiration_days: int
+    infrequent_access_transition_days: int
+    abort_incomplete_multipart_days: int
+    access_log_retention_days: int
+    kms_deletion_window_days: int
+    protect: bool  # protect + retain_on_delete on the key and buckets (retained environments)
 
 
 class DataLake(pulumi.ComponentResource):

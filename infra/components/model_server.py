@@ -17,39 +17,48 @@ from infra.components.identity import (
 )
 from infra.planning import iam
 from infra.planning import k8s as manifests
+from training_jobs import contract
 
 SERVER_NAME = "model-server"
 TRACKING_SECRET = "model-server-tracking"
+# The namespace of a long-lived stack's server; each ephemeral stack serves from its own.
+SERVING_NAMESPACE = "mlops-serving"
 
 
 @dataclass(frozen=True)
 class ModelServerArgs:
     base_name: str
     tags: dict[str, str]
+    region: str
     provider: k8s.Provider
     cluster_name: pulumi.Input[str] | None  # None: an existing cluster without Pod Identity
+    # The server's own namespace, which it creates (SERVING_NAMESPACE, or per ephemeral stack).
     namespace: str
     image: pulumi.Input[str]
+    # The registered model it serves (its `champion` alias), and the registry it reads it from.
+    model_name: str
+    tracking_uri: pulumi.Input[str]
     # The MLflow account the server reads the registry with (basic auth).
     tracking_username: str | None
     tracking_password: pulumi.Output[str] | None
-    env: dict[str, pulumi.Input[str]]
     replicas: int
     max_replicas: int
     cpu: str
     memory: str
     drain_seconds: int
     models_bucket_arn: pulumi.Input[str]
+    captures_bucket_name: pulumi.Input[str]
     captures_bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     # Also an internal load balancer open to these CIDRs (None: in-cluster only).
-    internal_lb_cidrs: tuple[str, ...] | None = None
+    internal_lb_cidrs: tuple[str, ...] | None
 
 
 class ModelServer(pulumi.ComponentResource):
     namespace: str
     namespace_resource: k8s.core.v1.Namespace
     service_url: str
+    load_balancer_url: pulumi.Output[str] | None
 
     def __init__(
         self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None
@@ -86,7 +95,12 @@ class ModelServer(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         secret_env: dict[str, tuple[str, str]] = {}
-        plain_env: dict[str, pulumi.Input[str]] = dict(args.env)
+        plain_env: dict[str, pulumi.Input[str]] = {
+            contract.VAR_SERVE_MODEL_NAME: args.model_name,
+            contract.VAR_SERVE_TRACKING_URI: args.tracking_uri,
+            contract.VAR_SERVE_CAPTURE_BUCKET: args.captures_bucket_name,
+            "AWS_REGION": args.region,
+        }
         if args.tracking_username is not None and args.tracking_password is not None:
             k8s.core.v1.Secret(
                 f"{base}-tracking-secret",
@@ -109,9 +123,9 @@ class ModelServer(pulumi.ComponentResource):
                 drain_seconds=args.drain_seconds,
                 env={
                     **{k: v for k, v in a.items() if k != "image"},
-                    "MLOPS_SERVE_HOST": manifests.ALL_INTERFACES,
-                    "MLOPS_SERVE_PORT": str(manifests.SERVER_PORT),
-                    "MLOPS_SERVE_DRAIN_GRACE_S": str(args.drain_seconds),
+                    contract.VAR_SERVE_HOST: manifests.ALL_INTERFACES,
+                    contract.VAR_SERVE_PORT: str(manifests.SERVER_PORT),
+                    contract.VAR_SERVE_DRAIN_GRACE_S: str(args.drain_seconds),
                 },
                 secret_env=secret_env,
             )
@@ -128,7 +142,7 @@ class ModelServer(pulumi.ComponentResource):
         k8s.core.v1.Service(
             f"{base}-svc", metadata=svc["metadata"], spec=svc["spec"], opts=k8s_opts
         )
-        self.load_balancer_url: pulumi.Output[str] | None = None
+        self.load_balancer_url = None
         if args.internal_lb_cidrs is not None:
             # The way in from the VPC (callers, `mlops verify`): never from the internet.
             lb = manifests.service(

@@ -11,12 +11,12 @@ import pulumi_aws as aws
 from infra.components.identity import service_role
 from infra.planning import iam
 from infra.planning.pipeline import (
-    PIPELINE_JOBS,
     alarm_state_change_pattern,
     decision_keys_pattern,
     state_machine_definition,
 )
 from infra.planning.tags import resource_tags
+from training_jobs import contract
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class PipelineArgs:
 
 class Pipeline(pulumi.ComponentResource):
     state_machine_arn: pulumi.Output[str]
+    retrain_rule_name: pulumi.Output[str]
+    drift_schedule_name: pulumi.Output[str] | None
 
     def __init__(
         self, name: str, args: PipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -52,7 +54,7 @@ class Pipeline(pulumi.ComponentResource):
         def tags(name: str) -> dict[str, str]:
             return resource_tags(name, args.tags)
 
-        definitions = [args.job_definition_arns[job] for job in PIPELINE_JOBS]
+        definitions = [args.job_definition_arns[job] for job in contract.PIPELINE_JOBS]
         role = service_role(
             base,
             service="states.amazonaws.com",
@@ -92,7 +94,7 @@ class Pipeline(pulumi.ComponentResource):
             args.job_queue_arn,
             args.models_bucket_name,
             args.alert_topic_arn,
-            *[args.job_definition_arns[job] for job in PIPELINE_JOBS],
+            *[args.job_definition_arns[job] for job in contract.PIPELINE_JOBS],
         ).apply(
             lambda a: json.dumps(
                 state_machine_definition(
@@ -100,7 +102,7 @@ class Pipeline(pulumi.ComponentResource):
                     models_bucket=a[1],
                     alert_topic_arn=a[2],
                     model_name=args.model_name,
-                    job_definition_arns=dict(zip(PIPELINE_JOBS, a[3:], strict=True)),
+                    job_definition_arns=dict(zip(contract.PIPELINE_JOBS, a[3:], strict=True)),
                 ),
                 sort_keys=True,
             )
@@ -156,7 +158,7 @@ class Pipeline(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self.drift_schedule_name: pulumi.Output[str] | None = None
+        self.drift_schedule_name = None
         if args.drift_schedule:
             self.drift_schedule_name = self._drift_schedule(base, args)
 
@@ -167,7 +169,7 @@ class Pipeline(pulumi.ComponentResource):
     def _drift_schedule(self, base: str, args: PipelineArgs) -> pulumi.Output[str]:
         """EventBridge Scheduler submits the drift job: without it no drift metric is ever
         published, the drift alarm never fires and the retrain loop never closes."""
-        definition = args.job_definition_arns["drift"]
+        definition = args.job_definition_arns[contract.JOB_DRIFT]
         role = service_role(
             f"{base}-drift-scheduler",
             service="scheduler.amazonaws.com",
@@ -190,7 +192,11 @@ class Pipeline(pulumi.ComponentResource):
                 role_arn=role.arn,
                 input=pulumi.Output.all(args.job_queue_arn, definition).apply(
                     lambda a: json.dumps(
-                        {"JobName": f"{base}-drift", "JobQueue": a[0], "JobDefinition": a[1]},
+                        {
+                            "JobName": f"{base}-{contract.JOB_DRIFT}",
+                            "JobQueue": a[0],
+                            "JobDefinition": a[1],
+                        },
                         sort_keys=True,
                     )
                 ),

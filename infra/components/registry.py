@@ -18,12 +18,12 @@ class RegistryArgs:
     base_name: str
     tags: dict[str, str]
     kms_key_arn: pulumi.Input[str]
-    repository_roles: tuple[str, ...] = contract.REPOSITORY_ROLES
-    keep_last_images: int = 30
-    untagged_expiry_days: int = 7
-    ephemeral_image_expiry_days: int = 14
-    force_delete: bool = False
-    protect: bool = False
+    repository_roles: tuple[str, ...]
+    keep_last_images: int
+    untagged_expiry_days: int
+    ephemeral_image_expiry_days: int
+    force_delete: bool
+    protect: bool
 
 
 def lifecycle_policy(

@@ -35,6 +35,10 @@ DB_NAME = "mlflow"
 DB_USER = "mlflow"
 # The one MLflow account the platform's clients use (basic auth).
 MLFLOW_ADMIN_USER = "mlops-admin"
+# The server's namespace, which it creates. Fixed, not configured: model servers reach
+# MLflow by its Service name in it, also those of ephemeral stacks sharing the cluster.
+TRACKING_NAMESPACE = "mlflow"
+IN_CLUSTER_URI = manifests.service_url(MLFLOW_NAME, TRACKING_NAMESPACE, manifests.MLFLOW_PORT)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,6 @@ class TrackingArgs:
     base_name: str
     tags: dict[str, str]
     region: str
-    namespace: str
     provider: k8s.Provider
     cluster_name: pulumi.Input[str] | None  # None: an existing cluster without Pod Identity
     cluster_security_group_id: pulumi.Input[str] | None  # RDS admits it (EKS only)
@@ -99,7 +102,7 @@ class Tracking(pulumi.ComponentResource):
         super().__init__("mlops:tracking:Tracking", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         base = f"{args.base_name}-tracking"
-        ns = args.namespace
+        ns = TRACKING_NAMESPACE
         namespace = k8s.core.v1.Namespace(
             f"{base}-ns",
             metadata=k8s.meta.v1.ObjectMetaArgs(**manifests.namespace_metadata(ns)),

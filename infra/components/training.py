@@ -1,4 +1,4 @@
-"""TrainingCompute: AWS Batch environments that scale to zero, queues, job definitions."""
+"""TrainingCompute: AWS Batch environments that scale to zero, a queue, job definitions."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from infra.components.identity import service_role
 from infra.components.tracking import TrackingClient
 from infra.planning import iam
 from infra.planning.k8s import MLFLOW_PORT
-from infra.planning.pipeline import BATCH_JOBS, retry_strategy
+from infra.planning.pipeline import retry_strategy
 from infra.planning.tags import resource_tags
 from training_jobs import contract
 
@@ -38,22 +38,19 @@ class TrainingComputeArgs:
     max_vcpus: int
     spot: bool
     on_demand_fallback: bool
-    gpu_enabled: bool
-    gpu_instance_types: tuple[str, ...]
-    gpu_max_vcpus: int
     job_vcpus: float
     job_memory_mib: int
     job_timeout_minutes: int
     job_attempts: int
     log_retention_days: int
     # Set for ephemeral stacks: queue onto these instead of creating environments.
-    shared_compute_environment_arns: pulumi.Input[list[str]] | None = None
+    shared_compute_environment_arns: pulumi.Input[list[str]] | None
     # The MLflow server the jobs log to, and their credentials for it.
-    tracking: TrackingClient | None = None
+    tracking: TrackingClient | None
     # The registered model and experiment the jobs work on (per stack).
-    model_name: str = contract.DEFAULT_MODEL_NAME
+    model_name: str
     # The VPC's range: MLflow's internal load balancer is in it.
-    vpc_cidr: str | None = None
+    vpc_cidr: str
 
 
 def _container_properties(
@@ -102,7 +99,6 @@ class TrainingCompute(pulumi.ComponentResource):
     job_queue_arn: pulumi.Output[str]
     job_definition_arns: dict[str, pulumi.Output[str]]
     log_group_name: pulumi.Output[str]
-    gpu_job_queue_arn: pulumi.Output[str] | None
     compute_environment_arns: pulumi.Output[list[str]]
 
     def __init__(
@@ -123,7 +119,6 @@ class TrainingCompute(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.gpu_job_queue_arn = None
         if args.shared_compute_environment_arns is not None:
             # Ephemeral stacks queue onto the base stack's environments: nothing to boot.
             environment_arns: pulumi.Input[list[str]] = args.shared_compute_environment_arns
@@ -189,20 +184,20 @@ class TrainingCompute(pulumi.ComponentResource):
         )
 
         job_env: dict[str, pulumi.Input[str]] = {
-            f"MLOPS_{output.upper()}": args.bucket_names[role]
-            for role, output in contract.OUTPUT_BUCKETS.items()
+            contract.bucket_variable(role): args.bucket_names[role]
+            for role in contract.DATA_BUCKET_ROLES
         }
         # MLflow's usage reporting would reach for the internet from private subnets.
         job_env["MLFLOW_DISABLE_TELEMETRY"] = "true"
-        job_env["MLOPS_MODEL_NAME"] = args.model_name
-        job_env["MLOPS_EXPERIMENT"] = args.model_name
+        job_env[contract.VAR_MODEL_NAME] = args.model_name
+        job_env[contract.VAR_EXPERIMENT] = args.model_name
         extra: dict[str, pulumi.Input[str]] = {}
         if tracking is not None:
-            job_env["MLOPS_TRACKING_URI"] = tracking.uri
+            job_env[contract.VAR_TRACKING_URI] = tracking.uri
             job_env["MLFLOW_TRACKING_USERNAME"] = tracking.username
             extra["tracking_secret"] = tracking.secret_arn
         definitions: dict[str, pulumi.Output[str]] = {}
-        for job in BATCH_JOBS:
+        for job in contract.BATCH_JOBS:
             definition_name = f"{base}-{job}"
             container = pulumi.Output.all(
                 image=args.image,
@@ -266,7 +261,7 @@ class TrainingCompute(pulumi.ComponentResource):
                 cidr_blocks=["0.0.0.0/0"],
             )
         ]
-        if args.tracking is not None and args.vpc_cidr is not None:
+        if args.tracking is not None:
             egress.append(
                 aws.ec2.SecurityGroupEgressArgs(
                     description="MLflow through its internal load balancer",
@@ -346,19 +341,4 @@ class TrainingCompute(pulumi.ComponentResource):
         arns = [primary.arn]
         if args.spot and args.on_demand_fallback:
             arns.append(environment("cpu-ondemand", "EC2", args.instance_types, args.max_vcpus).arn)
-        if args.gpu_enabled:
-            gpu = environment("gpu", primary_kind, args.gpu_instance_types, args.gpu_max_vcpus)
-            gpu_queue = aws.batch.JobQueue(
-                f"{base}-gpu-queue",
-                state="ENABLED",
-                priority=1,
-                compute_environment_orders=[
-                    aws.batch.JobQueueComputeEnvironmentOrderArgs(
-                        compute_environment=gpu.arn, order=1
-                    )
-                ],
-                tags=tags(f"{base}-gpu-queue"),
-                opts=child,
-            )
-            self.gpu_job_queue_arn = gpu_queue.arn
         return pulumi.Output.all(*arns)

@@ -11,10 +11,10 @@ from typing import Any
 
 from training_jobs import contract
 
-# The lifecycle in order; each becomes a Batch job definition and a state.
-PIPELINE_JOBS: tuple[str, ...] = ("prepare", "train", "evaluate", "register")
-# Job modules with a Batch job definition (drift runs on its own schedule).
-BATCH_JOBS: tuple[str, ...] = (*PIPELINE_JOBS, "drift")
+# The contract's job names, kept importable from here. The lifecycle in order, each a Batch
+# job definition and a state; and every job with a definition (drift runs on a schedule).
+PIPELINE_JOBS: tuple[str, ...] = contract.PIPELINE_JOBS
+BATCH_JOBS: tuple[str, ...] = contract.BATCH_JOBS
 
 
 def _state_name(job: str) -> str:
@@ -57,12 +57,15 @@ def state_machine_definition(
     missing = [job for job in PIPELINE_JOBS if job not in job_definition_arns]
     if missing:
         raise ValueError(f"no job definition for {', '.join(missing)}")
+    prepare, train, evaluate, register = contract.PIPELINE_JOBS
+
+    def task(job: str, next_state: str) -> dict[str, Any]:
+        return _batch_task(job, job_queue_arn, job_definition_arns[job], next_state)
+
     states: dict[str, Any] = {
-        "Prepare": _batch_task("prepare", job_queue_arn, job_definition_arns["prepare"], "Train"),
-        "Train": _batch_task("train", job_queue_arn, job_definition_arns["train"], "Evaluate"),
-        "Evaluate": _batch_task(
-            "evaluate", job_queue_arn, job_definition_arns["evaluate"], "ReadDecision"
-        ),
+        _state_name(prepare): task(prepare, _state_name(train)),
+        _state_name(train): task(train, _state_name(evaluate)),
+        _state_name(evaluate): task(evaluate, "ReadDecision"),
         "ReadDecision": {
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
@@ -83,14 +86,12 @@ def state_machine_definition(
                 {
                     "Variable": "$.evaluation.decision.decision",
                     "StringEquals": "promote",
-                    "Next": "Register",
+                    "Next": _state_name(register),
                 }
             ],
             "Default": "CandidateRejected",
         },
-        "Register": _batch_task(
-            "register", job_queue_arn, job_definition_arns["register"], "Promoted"
-        ),
+        _state_name(register): task(register, "Promoted"),
         "Promoted": {"Type": "Succeed"},
         "CandidateRejected": {"Type": "Succeed", "Comment": "the champion stays"},
         "NotifyFailure": {
@@ -107,7 +108,7 @@ def state_machine_definition(
     }
     return {
         "Comment": "Retrain: prepare -> train -> evaluate -> register on promote",
-        "StartAt": "Prepare",
+        "StartAt": _state_name(prepare),
         "TimeoutSeconds": 6 * 3600,
         "States": states,
     }
