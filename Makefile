@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= jobs,tracking,serve,local,dev
 
-.PHONY: demo test lint typecheck unit images engine lock plan clean help
+.PHONY: demo test test-fast lint typecheck unit images engine lock plan clean help
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,7 +35,12 @@ images: $(STAMP) engine  ## build the jobs, tracking and server images (unchange
 lock: $(STAMP)  ## re-pin the images' dependencies from pyproject.toml (needs the index)
 	$(VENV)/bin/mlops images lock
 
-test: lint typecheck images unit  ## ruff, mypy (strict), the images, pytest
+test: lint typecheck images unit  ## ruff, mypy (strict), the images, pytest: what CI runs
+
+# The inner loop: no lint, no image build, no engine; the e2e (real local servers) and
+# container (workload images on the engine) tests are left to `make test` and CI.
+test-fast: $(STAMP)  ## pytest without the e2e and container tests (about 3½ minutes)
+	$(PY) -m pytest -m "not e2e and not container" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -2,36 +2,91 @@
 
 Every process runs in a new session (its own process group), so stopping it reaches the
 workers it forked (MLflow's uvicorn) too: SIGTERM to the group, wait, then SIGKILL.
+
+Ports: a child that can bind port 0 and name the port it got in its log should (see
+`reported_port`): no other process can take that port in between. `free_port` is for
+children that cannot; the port is free when chosen and may be taken before the child binds
+it, so such a child is started through `on_free_port`, which retries on another port.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final
+from typing import IO, Final, TypeVar
 
 LOOPBACK: Final = "127.0.0.1"
+
+
+T = TypeVar("T")
+# How servers started on port 0 name the port they got: werkzeug (moto_server) and uvicorn
+# (MLflow, the model server) print the bound address once listening.
+WERKZEUG_PORT: Final = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
+UVICORN_PORT: Final = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 class ServerError(Exception):
     """A local server did not come up; the message ends with the tail of its log."""
 
 
+class PortTaken(ServerError):
+    """The chosen port was bound by someone else before the child bound it."""
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A port nothing listens on right now (the OS picks it)."""
+    """A port nothing listens on right now (the OS picks it). Racy by nature: prefer a child
+    that binds port 0 itself, else start it through `on_free_port`."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def on_free_port(start: Callable[[int], T], *, attempts: int = 3, host: str = LOOPBACK) -> T:
+    """`start(port)` on a free port, and again on another one while it raises `PortTaken`."""
+    for _ in range(attempts - 1):
+        with contextlib.suppress(PortTaken):
+            return start(free_port(host))
+    return start(free_port(host))
+
+
+def reported_port(
+    log_path: Path,
+    pattern: re.Pattern[str],
+    *,
+    name: str,
+    running: Callable[[], bool],
+    timeout_s: float,
+) -> int:
+    """The port a child started on port 0 names in its log (`pattern`'s first group); fails
+    early, with the log's tail, if the child exits first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        found = pattern.search(text)
+        if found:
+            return int(found.group(1))
+        tail = "\n".join(text.splitlines()[-15:])
+        if not running():
+            raise ServerError(
+                f"{name} exited before naming its port; its log ({log_path}) ends with:\n{tail}"
+            )
+        if time.monotonic() > deadline:
+            raise ServerError(
+                f"{name} named no port matching {pattern.pattern!r} in its log within "
+                f"{timeout_s:g}s; its log ({log_path}) ends with:\n{tail}"
+            )
+        time.sleep(0.1)
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
@@ -86,6 +141,12 @@ class ManagedProcess:
         except FileNotFoundError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def reported_port(self, pattern: re.Pattern[str], timeout_s: float) -> int:
+        """The port this process, started on port 0, names in its log."""
+        return reported_port(
+            self.log_path, pattern, name=self.name, running=self.running, timeout_s=timeout_s
+        )
 
     def wait_healthy(self, url: str, timeout_s: float) -> None:
         """Poll `url` until it answers 200; fail early if the process exits."""

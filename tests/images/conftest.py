@@ -131,7 +131,7 @@ def _postgres_bin() -> Path:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """A real PostgreSQL on loopback with TLS and password auth, as RDS is reached."""
-    from mlops_local.processes import free_port
+    from mlops_local.processes import PortTaken, on_free_port
 
     bindir = _postgres_bin()
     # Outside pytest's (root-only) temp tree: the server runs as the postgres user.
@@ -150,23 +150,34 @@ def postgres() -> Iterator[Postgres]:
         [*runner, "openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", "/CN=db",
          "-out", str(data / "server.crt"), "-keyout", str(data / "server.key")],
     )  # fmt: skip
-    port = free_port()
-    server = subprocess.Popen(
-        [*runner, str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data),
-         "-c", "listen_addresses=127.0.0.1", "-c", "ssl=on"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(100):
-            ready = subprocess.run(
-                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                capture_output=True,
-            )
-            if ready.returncode == 0:
-                break
+    log = data.parent / "postgres.log"
+
+    def start(port: int) -> tuple[subprocess.Popen[bytes], int]:
+        # PostgreSQL cannot bind port 0 and say which port it got: a free port, and another
+        # one if something took it before the server bound it.
+        with log.open("wb") as out:
+            server = subprocess.Popen(
+                [*runner, str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k",
+                 str(data), "-c", "listen_addresses=127.0.0.1", "-c", "ssl=on"],
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while subprocess.run(
+            [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+        ).returncode:
+            text = log.read_text(errors="replace")
+            if server.poll() is not None:
+                if "could not bind" in text:
+                    raise PortTaken(f"port {port}: {text[-500:]}")
+                pytest.fail(f"PostgreSQL exited with {server.returncode}:\n{text}")
+            if time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"PostgreSQL did not accept connections on {port} within 60s:\n{text}")
             time.sleep(0.1)
-        else:
-            pytest.fail("PostgreSQL did not start")
+        return server, port
+
+    server, port = on_free_port(start)
+    try:
         _run(
             [*runner, str(bindir / "createdb"), "-h", str(data), "-p", str(port), "-U", "mlflow",
              "mlflow"],

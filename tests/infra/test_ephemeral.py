@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
-import yaml
 
-from mlops import recorder
 from mlops.plan import Plan
-from mlops.stackfiles import find_project, read_stack_config
-from tests.conftest import ROOT
+from tests.conftest import PlanWith
 from tests.infra.conftest import plan_for
 from training_jobs import contract
 
@@ -57,15 +51,9 @@ def test_template_builds_on_the_dev_stack(template_plan: Plan) -> None:
     assert association.inputs["namespace"] == TEMPLATE
 
 
-def test_every_resource_of_a_pr_stack_carries_its_expiry(tmp_path: Path) -> None:
-    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", f"Pulumi.{TEMPLATE}.yaml"):
-        shutil.copy(ROOT / name, tmp_path)
-    (tmp_path / "infra").symlink_to(ROOT / "infra")
-    data = yaml.safe_load((tmp_path / f"Pulumi.{TEMPLATE}.yaml").read_text())
-    data["config"]["mlops:ephemeral"]["expires_at"] = "2026-11-29T12:00:00Z"
-    (tmp_path / "Pulumi.pr-42.yaml").write_text(yaml.safe_dump(data))
-    project = find_project(tmp_path)
-    plan = recorder.record(project, "pr-42", read_stack_config(project, "pr-42"))
+def test_every_resource_of_a_pr_stack_carries_its_expiry(plan_with: PlanWith) -> None:
+    # What `mlops env up --pr 42` records: the template under the PR's name, with an expiry.
+    plan = plan_with(TEMPLATE, as_stack="pr-42", ephemeral={"expires_at": "2026-11-29T12:00:00Z"})
     # (docker-build's `tags` are image references, not resource tags.)
     tagged = [r for r in plan.resources if "tags" in r.inputs and r.type.startswith("aws:")]
     assert len(tagged) > 20

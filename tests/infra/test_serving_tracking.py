@@ -12,6 +12,7 @@ import yaml
 
 from mlops.k8s_export import kubernetes_objects, write_manifests
 from mlops.plan import Plan, PlanResource
+from tests.conftest import ROOT, PlanWith
 from tests.infra.conftest import plan_for
 from training_jobs import contract
 
@@ -90,10 +91,27 @@ def test_node_groups_use_imdsv2_and_encrypted_volumes(prod_plan: Plan) -> None:
         assert group.inputs["launchTemplate"]["id"].startswith("lt-"), group.urn
 
 
-def test_gpu_node_group_is_tainted(tmp_path: Path) -> None:
-    from infra.components.serving import GPU_TAINT
-
-    assert GPU_TAINT == ("nvidia.com/gpu", "true", "NO_SCHEDULE")
+def test_a_gpu_node_group_gets_the_nvidia_ami_and_a_taint(plan_with: PlanWith) -> None:
+    # No shipped stack has one: dev's node groups plus a group named `gpu`, as a user adds it.
+    gpu = {"name": "gpu", "instance_types": ["g5.xlarge", "g5.2xlarge"], "min_size": 0,
+           "desired_size": 0, "max_size": 2}  # fmt: skip
+    dev_groups = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["mlops:serving"]
+    plan = plan_with("dev", serving={"node_groups": [*dev_groups["node_groups"], gpu]})
+    groups = {
+        g.inputs["labels"]["mlops/role"]: g for g in plan.of_type("aws:eks/nodeGroup:NodeGroup")
+    }
+    assert set(groups) == {"system", "serving", "gpu"}
+    group = groups["gpu"]
+    # Only pods that tolerate the taint (GPU workloads) land on these instances.
+    assert group.inputs["taints"] == [
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+    ], group.urn
+    assert group.inputs["instanceTypes"] == ["g5.xlarge", "g5.2xlarge"], group.urn
+    assert group.inputs["amiType"] == "AL2023_x86_64_NVIDIA", group.urn  # drivers included
+    assert group.inputs["scalingConfig"] == {"minSize": 0, "desiredSize": 0, "maxSize": 2}
+    for role in ("system", "serving"):
+        assert "taints" not in groups[role].inputs, groups[role].urn
+        assert groups[role].inputs["amiType"] == "AL2023_x86_64_STANDARD", groups[role].urn
 
 
 def test_addons_are_pinned_and_ebs_uses_pod_identity(dev_plan: Plan) -> None:

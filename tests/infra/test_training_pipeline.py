@@ -125,6 +125,7 @@ def test_state_machine_runs_the_lifecycle_in_order() -> None:
     states = _definition()["States"]
     order, state = [], _definition()["StartAt"]
     while states[state]["Type"] != "Succeed":
+        assert len(order) < len(states), f"no way to Succeed: a cycle through {order}"
         order.append(state)
         node = states[state]
         state = node["Choices"][0]["Next"] if node["Type"] == "Choice" else node["Next"]

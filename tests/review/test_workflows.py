@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -137,3 +138,16 @@ def test_every_job_that_reaches_the_cluster_runs_on_the_deployer_runner() -> Non
                 assert job["runs-on"] == ["self-hosted", "mlops-deployer"], f"{path.name}:{name}"
                 checked += 1
     assert checked >= 4
+
+
+def test_every_action_is_pinned_by_commit_with_its_version_beside_it() -> None:
+    # A tag can be moved to other code after review; a commit cannot. The comment says
+    # which release the commit is, for the reader and for dependabot.
+    pinned = re.compile(r"^\s*(?:-\s+)?uses:\s+[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+    seen = 0
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if re.match(r"^\s*(?:-\s+)?uses:", line) and "uses: ./" not in line:
+                assert pinned.match(line), f"{path.name}:{number}: {line.strip()}"
+                seen += 1
+    assert seen >= 20

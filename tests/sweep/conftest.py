@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from mlops_local.processes import LOOPBACK, ManagedProcess, free_port
+from mlops_local.processes import LOOPBACK, WERKZEUG_PORT, ManagedProcess
 
 REGION = "us-east-1"
 NOW = "2026-06-01T00:00:00Z"
@@ -58,12 +58,12 @@ MANIFEST = json.dumps(
 
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
-    argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-    url = f"http://{LOOPBACK}:{port}"
+    # Port 0: the server binds a port nobody else can take first and prints it.
+    argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", "0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with ManagedProcess("moto_server", argv, env=env, log_path=log) as server:
+        url = f"http://{LOOPBACK}:{server.reported_port(WERKZEUG_PORT, timeout_s=60)}"
         server.wait_healthy(f"{url}/moto-api/", timeout_s=60)
         yield url
 
