@@ -273,7 +273,7 @@ def wait_job(platform: LocalPlatform, job_id: str, timeout_s: float) -> dict[str
 
 
 def job_summary(platform: LocalPlatform, job: Mapping[str, Any]) -> dict[str, Any]:
-    """The one JSON line a job prints last, read from its log."""
+    """The result of a job's last step (the `done` line `run_job` prints), read from its log."""
     tail = job_log_tail(platform, str(job["jobId"]), lines=5)
     for line in reversed(tail.splitlines()):
         text = line.strip()
@@ -283,7 +283,8 @@ def job_summary(platform: LocalPlatform, job: Mapping[str, Any]) -> dict[str, An
             except json.JSONDecodeError:
                 continue
             if isinstance(value, dict):
-                return value
+                result = value.get("result")
+                return result if isinstance(result, dict) else value
     return {}
 
 

@@ -225,3 +225,16 @@ def pointer_key(prefix: str, name: str, execution: str | None = None) -> str:
 def latest_decision_key(model_name: str, execution: str | None = None) -> str:
     """Where `evaluate` leaves its decision; the retrain state machine reads it."""
     return pointer_key(PREFIX_DECISIONS, model_name, execution)
+
+
+# The drift job's own settings are `MLOPS_DRIFT_<FIELD>`; like every job it also reads the
+# platform-wide `MLOPS_<FIELD>` names the job definitions set (training_jobs/common.py).
+DRIFT_ENV_PREFIX: Final = "MLOPS_DRIFT_"
+# Job modules without a job definition of their own (`python -m training_jobs.<module>`): the
+# model server, the four pipeline steps in one process (the local loop), and the probe
+# `mlops verify` submits on the prepare job definition.
+MODULE_SERVE: Final = "serve"
+MODULE_LIFECYCLE: Final = "lifecycle"
+MODULE_VERIFY: Final = "verify"
+# The dataset the jobs prepare, train on and monitor unless told otherwise.
+DEFAULT_DATASET: Final = "churn"

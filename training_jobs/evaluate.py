@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from mlflow import MlflowClient
 from mlflow.entities import RunTag
 from mlflow.exceptions import MlflowException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from training_jobs import contract, dataset
 from training_jobs.common import (
@@ -29,11 +29,14 @@ from training_jobs.common import (
     bucket_origin,
     canonical_json,
     discard_steps,
-    pointer_keys,
+    flag,
     region,
     run_job,
     tracking_uri,
 )
+from training_jobs.decision import Decision, Thresholds
+from training_jobs.pointers import candidate_key, decision_key, pointer_keys
+from training_jobs.scoring import score
 from training_jobs.storage import (
     S3Client,
     make_s3_client,
@@ -52,7 +55,6 @@ from training_jobs.tracking import (
     make_client,
     model_id_of,
 )
-from training_jobs.train import candidate_key, score
 
 COMPARED_METRICS = ("roc_auc", "accuracy", "log_loss", "f1")
 
@@ -70,43 +72,6 @@ class Settings(JobSettings):
     max_log_loss_increase: float = Field(
         0.05, ge=0, description="candidate log_loss may exceed the champion's by at most this"
     )
-
-
-class Thresholds(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    min_roc_auc: float
-    min_roc_auc_gain: float
-    max_log_loss_increase: float
-
-
-class Decision(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    model_name: str
-    candidate_run_id: str
-    candidate_model_id: str
-    dataset_version: str
-    champion_run_id: str | None
-    champion_version: str | None
-    decision: Literal["promote", "reject"]
-    reasons: tuple[str, ...]
-    candidate_metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None
-    deltas: dict[str, float] | None
-    thresholds: Thresholds
-    decision_key: str
-
-    @property
-    def promote(self) -> bool:
-        return self.decision == "promote"
-
-
-def decision_key(model_name: str, run_id: str) -> str:
-    return f"{contract.PREFIX_DECISIONS}{model_name}/{run_id}.json"
-
-
-latest_decision_key = contract.latest_decision_key
 
 
 def decide(
@@ -180,13 +145,13 @@ def run(
     run_id = candidate_run.info.run_id
     if candidate_run.info.status != "FINISHED":
         raise JobError(
-            f"--run-id / MLOPS_RUN_ID: run {run_id} is {candidate_run.info.status}; only a "
+            f"{flag('run_id')}: run {run_id} is {candidate_run.info.status}; only a "
             "FINISHED run can be evaluated"
         )
     model_id = model_id_of(candidate_run)
     version = candidate_run.data.tags.get(TAG_DATASET_VERSION)
     if not version:
-        raise JobError(f"--run-id / MLOPS_RUN_ID: run {run_id} has no {TAG_DATASET_VERSION} tag")
+        raise JobError(f"{flag('run_id')}: run {run_id} has no {TAG_DATASET_VERSION} tag")
     manifest = dataset.load_manifest(s3, curated, settings.dataset, version)
     holdout = dataset.read_split(s3, curated, manifest, dataset.SPLIT_HOLDOUT)
     candidate_metrics = score(load_sklearn_model(mlflow_client, model_id), holdout)
@@ -275,7 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_step=log,
         )
 
-    return run_job("evaluate", Settings, body, argv, failures=(ClientError, MlflowException))
+    return run_job(
+        contract.JOB_EVALUATE, Settings, body, argv, failures=(ClientError, MlflowException)
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ and the drift → retrain loop call `run` directly. Every step is idempotent, so
 lifecycle twice on unchanged data yields the same dataset version, reuses the MLflow run
 and registers nothing new.
 
+The one composite: it imports the four job modules to call their `run` functions. No job
+module imports another (tests/jobs/test_job_imports.py), so each Batch job loads only what
+its own step needs.
+
     python -m training_jobs.lifecycle --stack-outputs outputs.json --raw-key churn/
 """
 
@@ -18,7 +22,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict
 
-from training_jobs import evaluate, prepare, register, train
+from training_jobs import contract, evaluate, prepare, register, train
 from training_jobs.common import (
     JobError,
     JobSettings,
@@ -134,7 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_step=log,
         )
 
-    return run_job("lifecycle", Settings, body, argv, failures=(ClientError, MlflowException))
+    return run_job(
+        contract.MODULE_LIFECYCLE, Settings, body, argv, failures=(ClientError, MlflowException)
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from training_jobs.common import (
     canonical_json,
     discard_steps,
     flag,
-    pointer_keys,
     region,
     run_job,
 )
@@ -44,6 +43,7 @@ from training_jobs.dataset import (
     schema_sha256,
     to_parquet,
 )
+from training_jobs.pointers import pointer_keys
 from training_jobs.storage import (
     S3Client,
     get_bytes,
@@ -400,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body(settings: Settings, log: StepLogger) -> PrepareResult:
         return run(settings, s3=make_s3_client(region(settings)), on_step=log)
 
-    return run_job("prepare", Settings, body, argv, failures=(ClientError,))
+    return run_job(contract.JOB_PREPARE, Settings, body, argv, failures=(ClientError,))
 
 
 if __name__ == "__main__":

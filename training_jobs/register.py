@@ -36,7 +36,8 @@ from training_jobs.common import (
     tracking_uri,
 )
 from training_jobs.compile import NotCompilable, compile_sklearn, publish, record
-from training_jobs.evaluate import Decision, decision_key, latest_decision_key
+from training_jobs.decision import Decision
+from training_jobs.pointers import decision_key, latest_decision_key
 from training_jobs.storage import S3Client, get_bytes, head, make_s3_client, require_bucket
 from training_jobs.tracking import (
     TAG_DATASET_VERSION,
@@ -270,7 +271,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_step=log,
         )
 
-    return run_job("register", Settings, body, argv, failures=(ClientError, MlflowException))
+    return run_job(
+        contract.JOB_REGISTER, Settings, body, argv, failures=(ClientError, MlflowException)
+    )
 
 
 if __name__ == "__main__":

@@ -24,14 +24,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    log_loss,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -46,11 +38,12 @@ from training_jobs.common import (
     code_version,
     discard_steps,
     flag,
-    pointer_keys,
     region,
     run_job,
     tracking_uri,
 )
+from training_jobs.pointers import pointer_keys
+from training_jobs.scoring import score
 from training_jobs.storage import (
     S3Client,
     make_s3_client,
@@ -166,24 +159,6 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
 
 
-def score(model: Any, frame: Any) -> dict[str, float]:
-    """Holdout metrics a reviewer compares runs by."""
-    x, y = dataset.features(frame), dataset.labels(frame)
-    proba = model.predict_proba(x)[:, 1]
-    predicted = (proba >= 0.5).astype(np.int64)
-    has_both = len(np.unique(y)) == 2
-    return {
-        "roc_auc": float(roc_auc_score(y, proba)) if has_both else float("nan"),
-        "accuracy": float(accuracy_score(y, predicted)),
-        "log_loss": float(log_loss(y, proba, labels=[0, 1])),
-        "precision": float(precision_score(y, predicted, zero_division=0)),
-        "recall": float(recall_score(y, predicted, zero_division=0)),
-        "f1": float(f1_score(y, predicted, zero_division=0)),
-        "positive_rate": float(np.mean(y)),
-        "rows": float(len(y)),
-    }
-
-
 def model_signature() -> Any:
     """Declared from the schema, not inferred: doubles (nullable-safe) and strings in,
     the predicted class out."""
@@ -230,10 +205,6 @@ def _existing_run(
         max_results=5,
     )
     return next((r for r in runs if r.data.tags.get(TAG_MODEL_ID)), None)
-
-
-def candidate_key(model_name: str, execution: str | None = None) -> str:
-    return contract.pointer_key(contract.PREFIX_CANDIDATES, model_name, execution)
 
 
 def _point_at_candidate(
@@ -308,7 +279,7 @@ def run(
             TAG_CODE_VERSION: code,
             TAG_PARAMS_HASH: params_hash,
             "dataset": settings.dataset,
-            "mlops.job": "train",
+            "mlops.job": contract.JOB_TRAIN,
         },
     )
     run_id = run_.info.run_id
@@ -377,7 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             on_step=log,
         )
 
-    return run_job("train", Settings, body, argv, failures=(ClientError, MlflowException))
+    return run_job(
+        contract.JOB_TRAIN, Settings, body, argv, failures=(ClientError, MlflowException)
+    )
 
 
 if __name__ == "__main__":

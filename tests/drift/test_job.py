@@ -19,8 +19,9 @@ from mlflow import MlflowClient
 from moto import mock_aws
 
 from training_jobs import contract, sample_data, schema
+from training_jobs.common import JobError
 from training_jobs.drift import job
-from training_jobs.drift.errors import DriftInputError, EmptyWindowError, MissingFeatureError
+from training_jobs.drift.errors import EmptyWindowError, MissingFeatureError
 
 MODEL = "churn"
 DATASET_VERSION = "3f6c0d1e9a7b"
@@ -280,7 +281,10 @@ def test_main_reports_user_errors_in_one_line_with_exit_2(
 
     assert job.main([*argv, "--model-name", "nobody"]) == 2
     err = capsys.readouterr().err
-    assert "--model-name / MLOPS_DRIFT_MODEL_NAME: model 'nobody' has no 'champion' alias" in err
+    assert (
+        "--model-name / MLOPS_DRIFT_MODEL_NAME / MLOPS_MODEL_NAME: model 'nobody' has no "
+        "'champion' alias" in err
+    )
 
 
 def test_main_exits_0_on_drift_and_prints_a_summary(
@@ -304,10 +308,25 @@ def test_main_exits_0_on_drift_and_prints_a_summary(
         "2026-11-27T11:00:00Z",
     ]
     assert job.main(argv) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {line["job"] for line in lines} == {contract.JOB_DRIFT}
+    steps = [line["step"] for line in lines]
+    assert steps == [
+        "champion",
+        "captures",
+        *["feature"] * len(schema.FEATURES),
+        "report",
+        "metrics",
+        "done",
+    ]
+    summary = lines[-1]["result"]
     assert summary["drift_detected"] is True
     assert "plan" in summary["drifted_features"]
     assert summary["rows"] == {"reference": 2_000, "current": 2_000}
+    assert summary["window"] == ["2026-11-27T10:00:00+00:00", "2026-11-27T11:00:00+00:00"]
+    features = {line["name"]: line for line in lines if line["step"] == "feature"}
+    assert features["plan"]["drifted"] is True
+    assert lines[steps.index("metrics")]["published"] == len(schema.FEATURES) + 1
 
 
 # --- settings ------------------------------------------------------------------------------
@@ -345,7 +364,11 @@ def test_buckets_come_from_the_stack_outputs_unless_given(
 
 
 def test_a_missing_bucket_names_the_setting() -> None:
-    with pytest.raises(DriftInputError, match="--curated-bucket / MLOPS_DRIFT_CURATED_BUCKET"):
+    with pytest.raises(
+        JobError,
+        match="--curated-bucket / MLOPS_DRIFT_CURATED_BUCKET / MLOPS_CURATED_BUCKET: not set, "
+        "and no --stack-outputs / MLOPS_DRIFT_STACK_OUTPUTS / MLOPS_STACK_OUTPUTS file",
+    ):
         job.resolve_buckets(job.DriftSettings())
 
 
@@ -362,3 +385,66 @@ def test_reads_the_platform_settings_batch_job_definitions_set(
     assert settings.captures_bucket == "captures-from-batch"
     assert settings.tracking_uri == "http://mlflow.internal:5000"
     assert settings.models_bucket == "models-drift-specific"
+
+
+def test_main_refuses_to_run_without_a_tracking_uri(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # MLflow would otherwise fall back to ./mlruns and report "no champion" from an empty store.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for name in ("MLOPS_TRACKING_URI", "MLOPS_DRIFT_TRACKING_URI", "MLOPS_STACK_OUTPUTS"):
+        monkeypatch.delenv(name, raising=False)
+    argv = [f"--{role}-bucket={name}" for role, name in BUCKETS.items()]
+    assert job.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "python -m training_jobs.drift: error: --tracking-uri / MLOPS_DRIFT_TRACKING_URI / "
+        "MLOPS_TRACKING_URI: not set, and neither the stack outputs nor MLFLOW_TRACKING_URI "
+        "name an MLflow server; give its URL (e.g. http://127.0.0.1:5000)\n"
+    )
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (
+            ["--download-workers", "0"],
+            {},
+            "--download-workers / MLOPS_DRIFT_DOWNLOAD_WORKERS: '0' is not allowed: "
+            "Input should be greater than or equal to 1",
+        ),
+        (
+            [],
+            {"MLOPS_DRIFT_LAST_HOURS": "-1"},
+            "--last-hours / MLOPS_DRIFT_LAST_HOURS: '-1' is not allowed: Input should be "
+            "greater than 0",
+        ),
+        (
+            [],
+            {"MLOPS_MODEL_NAME": "no spaces allowed"},
+            "--model-name / MLOPS_DRIFT_MODEL_NAME / MLOPS_MODEL_NAME: 'no spaces allowed' is "
+            "not allowed: String should match pattern",
+        ),
+        (
+            ["--window-start", "yesterday"],
+            {},
+            "--window-start / MLOPS_DRIFT_WINDOW_START: 'yesterday' is not allowed: Input "
+            "should be a valid datetime",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it_with_exit_2(
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert job.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m training_jobs.drift: error: ")
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err

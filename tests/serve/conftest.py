@@ -4,8 +4,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_helpers import Registry, compile_version, train_and_register
 
+from tests.serve.serve_helpers import Registry, compile_version, train_and_register
 from training_jobs import sample_data, schema
 
 

@@ -43,7 +43,7 @@ def eventually(check: Callable[[], Any], what: str, timeout_s: float = EVENTUALL
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
+            raise AssertionError(f"never happened within {timeout_s:g}s: {what}")
         time.sleep(0.05)
 
 
@@ -144,12 +144,6 @@ def compile_version(tracking_uri: str, name: str, version: str, directory: Path)
     return record(client, name, version, manifest_uri=uri)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def settings(registry: Registry, **overrides: Any) -> ServeSettings:
     values: dict[str, Any] = {
         "model_name": registry.model_name,
@@ -182,7 +176,9 @@ def serve_in_thread(
     wait_ready: bool = True,
     prefer_compiled: bool = True,
 ) -> Iterator[RunningServer]:
-    """uvicorn in a thread on 127.0.0.1:<free port>; stopped (lifespan shutdown) on exit."""
+    """uvicorn in a thread on 127.0.0.1:<free port>; stopped (lifespan shutdown) on exit.
+    The socket is bound here, on port 0, and handed to uvicorn: no other process can take
+    the port between choosing and binding it."""
     from training_jobs.serve.model import MlflowModelSource
 
     if source is None:
@@ -213,7 +209,7 @@ def serve_in_thread(
         yield running
     finally:
         server.should_exit = True
-        thread.join()
+        thread.join(timeout=EVENTUALLY_S)  # a hung shutdown fails the run, not the machine
         sock.close()
 
 

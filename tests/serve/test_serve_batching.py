@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from tests.serve.serve_helpers import EVENTUALLY_S
 from training_jobs.serve.batching import BatcherClosed, MicroBatcher
 from training_jobs.serve.inputs import Columns
 
@@ -21,7 +22,7 @@ class _Recorder:
 
     def __call__(self, model: str, parts: Sequence[Columns]) -> list[list[Any]]:
         self.entered.set()
-        self.gate.wait()
+        assert self.gate.wait(EVENTUALLY_S), "the test never let the prediction finish"
         self.batches.append((model, [v for p in parts for v in p["x"]]))
         return [[f"{model}:{v}" for v in p["x"]] for p in parts]
 
@@ -51,8 +52,8 @@ def test_requests_for_different_versions_never_share_a_call() -> None:
             batcher: MicroBatcher[str] = MicroBatcher(predict, pool, max_rows=100)
             batcher.start()
             first = asyncio.ensure_future(batcher.submit("v1", {"x": [0]}, 1))
-            while not predict.entered.is_set():  # the first call is running, and stuck
-                await asyncio.sleep(0.01)
+            # The first call is running, and stuck.
+            await asyncio.wait_for(asyncio.to_thread(predict.entered.wait), EVENTUALLY_S)
             rest = [
                 asyncio.ensure_future(batcher.submit(model, {"x": [i]}, 1))
                 for i, model in enumerate(["v1", "v1", "v2", "v2", "v1"], start=1)

@@ -12,8 +12,15 @@ import boto3
 import orjson
 import pytest
 from moto import mock_aws
-from serve_helpers import Registry, eventually, rows_payload, serve_in_thread, settings
 
+from tests.serve.serve_helpers import (
+    EVENTUALLY_S,
+    Registry,
+    eventually,
+    rows_payload,
+    serve_in_thread,
+    settings,
+)
 from training_jobs import contract
 from training_jobs.drift.sources import capture_hour_prefixes, capture_keys
 from training_jobs.serve.capture import CaptureEntry, CaptureSink, capture_key
@@ -33,7 +40,7 @@ class _Recorder:
 
     def put_object(self, **kwargs: Any) -> None:
         self.entered.set()
-        self.gate.wait()
+        assert self.gate.wait(EVENTUALLY_S), "the test never let the upload finish"
         lines = kwargs["Body"].decode().splitlines()
         self.objects.append((kwargs["Key"], [orjson.loads(line) for line in lines]))
 
@@ -96,7 +103,8 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking() -> None:
     sink = _sink(s3, batch=2, bound=4, drops=drops)
     sink.start()
     assert sink.offer(_entry(0, rows=2))
-    s3.entered.wait()  # the writer took those two rows and is stuck uploading them
+    # The writer took those two rows and is stuck uploading them.
+    assert s3.entered.wait(EVENTUALLY_S), "the writer never started an upload"
     assert sink.offer(_entry(1, rows=4))
     assert not sink.offer(_entry(2, rows=1))
     assert drops == [(1, "buffer_full")]
@@ -171,7 +179,7 @@ class _StuckS3:
 
     def put_object(self, **kwargs: Any) -> Any:
         self.entered.set()
-        self.gate.wait()
+        assert self.gate.wait(EVENTUALLY_S), "the test never let the upload finish"
         return self.inner.put_object(**kwargs)
 
 
@@ -193,7 +201,8 @@ def test_a_full_capture_buffer_drops_counts_and_never_fails_a_request(
             return c.post("/invocations", json=rows_payload(rows)).status_code
 
         assert post(2, 0) == 200
-        stuck.entered.wait()  # the writer holds those two rows in a hanging upload
+        # The writer holds those two rows in a hanging upload.
+        assert stuck.entered.wait(EVENTUALLY_S), "the writer never started an upload"
         assert post(4, 2) == 200  # fills the buffer
         assert post(3, 6) == 200  # does not fit: dropped, yet answered
         metrics = c.get("/metrics").text

@@ -12,39 +12,47 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_helpers import (
+
+from mlops_local.processes import UVICORN_PORT, reported_port
+from tests.serve.serve_helpers import (
+    EVENTUALLY_S,
     Registry,
     compile_version,
     eventually,
-    free_port,
     rows_payload,
     serve_in_thread,
     settings,
     train_and_register,
 )
-
 from training_jobs.serve.model import PATH_COMPILED, PATH_PYFUNC
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(registry: Registry) -> Iterator[str]:
+def mlflow_server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real MLflow tracking server on the tests' registry: the REST API the model
     server resolves aliases through in a deployment."""
-    port = free_port()
+    log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
     env = os.environ | {
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", registry.tracking_uri,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
+    # Port 0: uvicorn binds a port nobody can take first and names it in its log.
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", registry.tracking_uri,
+             "--host", "127.0.0.1", "--port", "0", "--workers", "1"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     try:
         import urllib.request
+
+        port = reported_port(
+            log, UVICORN_PORT, name="mlflow server", running=lambda: process.poll() is None,
+            timeout_s=EVENTUALLY_S,
+        )  # fmt: skip
+        uri = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:
             try:
@@ -106,12 +114,18 @@ def test_versions_without_a_good_compiled_form_are_served_through_pyfunc_and_swa
 
             mlflow.MlflowClient(uri).set_registered_model_alias(name, "champion", version)
             failed = 0
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + EVENTUALLY_S
             while True:
                 answer = client.post("/invocations", json=rows_payload(registry.rows.head(5)))
                 failed += answer.status_code != 200
-                if answer.headers.get("x-model-version") == version or time.monotonic() > deadline:
+                if answer.headers.get("x-model-version") == version:
                     break
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"version {version} never served within {EVENTUALLY_S:g}s of the alias "
+                        f"move; still {answer.headers.get('x-model-version')} "
+                        f"({failed} failed requests)"
+                    )
             assert answer.headers["x-model-path"] == PATH_PYFUNC
             assert failed == 0
             ready = client.get("/health/ready").json()

@@ -13,11 +13,12 @@ import httpx
 import orjson
 import pytest
 from moto.server import ThreadedMotoServer
-from serve_helpers import (
+
+from mlops_local.processes import UVICORN_PORT, reported_port
+from tests.serve.serve_helpers import (
     RawRequest,
     Registry,
     eventually,
-    free_port,
     rows_payload,
     start_subprocess,
 )
@@ -32,11 +33,10 @@ CREDENTIALS = {
 
 @pytest.fixture
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield "http://{}:{}".format(*server.get_host_and_port())
     finally:
         server.stop()
 
@@ -53,7 +53,6 @@ def test_sigterm_drains_in_flight_requests_flushes_captures_and_exits_zero(
         aws_secret_access_key="testing",
     )
     s3.create_bucket(Bucket=BUCKET)
-    port = free_port()
     log = tmp_path / "server.log"
     proc = start_subprocess(
         {
@@ -62,7 +61,7 @@ def test_sigterm_drains_in_flight_requests_flushes_captures_and_exits_zero(
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "MLOPS_SERVE_MODEL_NAME": registry.model_name,
             "MLOPS_SERVE_TRACKING_URI": registry.tracking_uri,
-            "MLOPS_SERVE_PORT": str(port),
+            "MLOPS_SERVE_PORT": "0",  # it binds a free port and names it in its log
             "MLOPS_SERVE_CAPTURE_BUCKET": BUCKET,
             "MLOPS_SERVE_CAPTURE_BATCH_RECORDS": "1000",
             "MLOPS_SERVE_CAPTURE_FLUSH_INTERVAL_S": "3600",
@@ -72,6 +71,10 @@ def test_sigterm_drains_in_flight_requests_flushes_captures_and_exits_zero(
     )
     held: RawRequest | None = None
     try:
+        port = reported_port(
+            log, UVICORN_PORT, name="model server", running=lambda: proc.poll() is None,
+            timeout_s=120,
+        )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         body = orjson.dumps(rows_payload(registry.rows.head(3)))
         with httpx.Client(base_url=url, timeout=60) as c:
@@ -125,7 +128,7 @@ def test_bad_settings_exit_2_with_the_setting_named(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert (
-        "--batch-max-rows / MLOPS_SERVE_BATCH_MAX_ROWS = '0': Input should be greater than 0"
-        in (done.stderr)
+    assert done.stderr == (
+        "python -m training_jobs.serve: error: --batch-max-rows / MLOPS_SERVE_BATCH_MAX_ROWS: "
+        "'0' is not allowed: Input should be greater than 0\n"
     )

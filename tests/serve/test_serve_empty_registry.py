@@ -3,7 +3,7 @@ completes), says why it cannot predict, and starts serving once the pipeline reg
 
 from __future__ import annotations
 
-from serve_helpers import (
+from tests.serve.serve_helpers import (
     Registry,
     eventually,
     rows_payload,

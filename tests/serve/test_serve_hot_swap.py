@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from serve_helpers import (
+from tests.serve.serve_helpers import (
     Registry,
     eventually,
     rows_payload,
@@ -12,7 +12,6 @@ from serve_helpers import (
     settings,
     train_and_register,
 )
-
 from training_jobs.serve.model import AliasWatcher, LoadedModel
 
 

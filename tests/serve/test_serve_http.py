@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from serve_helpers import (
+
+from tests.serve.serve_helpers import (
+    EVENTUALLY_S,
     RawRequest,
     Registry,
     RunningServer,
@@ -19,7 +21,6 @@ from serve_helpers import (
     serve_in_thread,
     settings,
 )
-
 from training_jobs.serve.model import PATH_COMPILED, PATH_PYFUNC, LoadedModel, MlflowModelSource
 
 MAX_BODY = 64 * 1024
@@ -330,7 +331,7 @@ class _GatedSource:
         return self.inner.resolve()
 
     def load(self, version: str) -> LoadedModel:
-        self.gate.wait()
+        assert self.gate.wait(EVENTUALLY_S), "the test never let the model load"
         return self.inner.load(version)
 
 

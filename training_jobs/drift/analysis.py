@@ -10,7 +10,6 @@ and the verdict must be the same number, or the alarm and the report would disag
 from __future__ import annotations
 
 import itertools
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -22,8 +21,6 @@ from training_jobs.drift import stats
 from training_jobs.drift.columns import CategoricalSample, NumericSample, ParquetColumns
 from training_jobs.drift.errors import DriftInputError, MissingFeatureError
 from training_jobs.schema import Column
-
-log = logging.getLogger(__name__)
 
 Method = Literal["wasserstein_normed", "jensen_shannon"]
 
@@ -224,14 +221,6 @@ def compare_feature(
             current.categorical(feature.name),
             thresholds,
         )
-    log.info(
-        "drift.feature name=%s method=%s score=%.6f drifted=%s psi=%.6f",
-        finding.name,
-        finding.method,
-        finding.score,
-        finding.drifted,
-        finding.psi,
-    )
     return finding
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from training_jobs.common import JobError
 
-class DriftInputError(Exception):
+
+class DriftInputError(JobError):
     """Bad or missing input; the message names the setting, object or feature to fix."""
 
 

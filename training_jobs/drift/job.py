@@ -1,18 +1,17 @@
 """`python -m training_jobs.drift`: compare a window of captured inferences with the
 champion's training data, write a JSON and an HTML report, publish drift metrics.
 
-Settings come from flags or `MLOPS_DRIFT_*` variables (`--last-hours 6` or
-`MLOPS_DRIFT_LAST_HOURS=6`); the buckets from explicit settings or the stack outputs file
-(`MLOPS_STACK_OUTPUTS`). Exit status: 0 when the comparison ran, drift or not (the metric
-and its alarm act on drift); 2 on bad input, with one message naming what to fix; 1 when
-AWS or MLflow cannot be reached.
+Runs in the jobs' frame (`training_jobs.common.run_job`). Settings come from flags or
+`MLOPS_DRIFT_*` variables (`--last-hours 6` or `MLOPS_DRIFT_LAST_HOURS=6`), and the
+platform-wide ones (buckets, model name, MLflow, region, stack outputs) also from the
+`MLOPS_*` names the Batch job definition sets; buckets and the MLflow server not given
+explicitly come from the stack outputs file. Exit status: 0 when the comparison ran, drift
+or not (the metric and its alarm act on drift); 2 on bad input, with one message naming
+what to fix; 1 when AWS or MLflow cannot be reached.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,64 +20,45 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Self
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from training_jobs import contract, schema
 from training_jobs.common import (
-    EXIT_ENVIRONMENT_ERROR,
-    EXIT_USER_ERROR,
     NAME_PATTERN,
-    environment_region,
+    BaseJobSettings,
+    StepLogger,
+    aws_client,
+    bucket,
+    discard_steps,
+    run_job,
+    tracking_uri,
 )
 from training_jobs.drift import sources
 from training_jobs.drift.analysis import FeatureDrift, Thresholds, compare
 from training_jobs.drift.columns import ParquetColumns
 from training_jobs.drift.errors import DriftInputError
 from training_jobs.drift.report import ReportContext, max_finding, report_html, report_json
-from training_jobs.platform import PlatformError, PlatformOutputs, load_outputs
 
-log = logging.getLogger(__name__)
-
-PROG: Final = "python -m training_jobs.drift"
-ENV_PREFIX: Final = "MLOPS_DRIFT_"
 DEFAULT_LAST_HOURS: Final = 24.0
 # CloudWatch accepts up to 1,000 data points per PutMetricData; 20 keeps requests small
 # and works with every emulator.
 _METRICS_PER_REQUEST: Final = 20
 
 
-def flag(field: str) -> str:
-    """How a setting is spelled on the command line and in the environment."""
-    return f"--{field.replace('_', '-')} / {ENV_PREFIX}{field.upper()}"
+class DriftSettings(BaseJobSettings):
+    """`MLOPS_DRIFT_<FIELD>`, and for the platform-wide settings (buckets, model name,
+    tracking URI, region, stack outputs) also the `MLOPS_<FIELD>` the job definition sets."""
 
+    model_config = SettingsConfigDict(env_prefix=contract.DRIFT_ENV_PREFIX)
 
-def _platform_alias(field: str) -> AliasChoices:
-    """Platform-wide settings are also read under the names every job shares
-    (`MLOPS_CURATED_BUCKET`, `MLOPS_TRACKING_URI`, ... as the Batch job definitions set
-    them), besides `MLOPS_DRIFT_<FIELD>` and the `--flag`."""
-    return AliasChoices(field, f"{ENV_PREFIX}{field.upper()}", f"MLOPS_{field.upper()}")
-
-
-class DriftSettings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        cli_kebab_case=True,
-        cli_exit_on_error=False,
-        extra="ignore",
-        frozen=True,
+    model_name: str = Field(
+        contract.DEFAULT_MODEL_NAME, pattern=NAME_PATTERN, description="registered model"
     )
-
-    model_name: str = Field("churn", pattern=NAME_PATTERN, description="registered model")
     dataset: str = Field(
-        "churn",
+        contract.DEFAULT_DATASET,
         pattern=NAME_PATTERN,
         description="dataset name, when the champion's run has no `dataset` tag",
-    )
-    tracking_uri: str | None = Field(
-        None,
-        validation_alias=_platform_alias("tracking_uri"),
-        description="MLflow tracking URI (default: stack outputs, then MLFLOW_TRACKING_URI)",
     )
     window_start: datetime | None = Field(
         None, description="start of the window, ISO 8601 (UTC if no offset)"
@@ -99,31 +79,9 @@ class DriftSettings(BaseSettings):
         gt=0,
         description="Jensen-Shannon distance at which a categorical feature drifts",
     )
-    stack_outputs: Path | None = Field(
-        None,
-        validation_alias=AliasChoices("stack_outputs", "MLOPS_STACK_OUTPUTS"),
-        description="`pulumi stack output --json` file (also read from MLOPS_STACK_OUTPUTS)",
-    )
-    curated_bucket: str | None = Field(
-        None,
-        validation_alias=_platform_alias("curated_bucket"),
-        description="training data (default: outputs)",
-    )
-    captures_bucket: str | None = Field(
-        None,
-        validation_alias=_platform_alias("captures_bucket"),
-        description="captured inferences (default: outputs)",
-    )
-    models_bucket: str | None = Field(
-        None,
-        validation_alias=_platform_alias("models_bucket"),
-        description="where reports go (default: outputs)",
-    )
-    region: str | None = Field(
-        None,
-        validation_alias=_platform_alias("region"),
-        description="AWS region (default: outputs, then AWS)",
-    )
+    curated_bucket: str | None = Field(None, description="training data (default: outputs)")
+    captures_bucket: str | None = Field(None, description="captured inferences (default: outputs)")
+    models_bucket: str | None = Field(None, description="where reports go (default: outputs)")
     chunk_rows: int = Field(250_000, ge=1_000, description="rows read per chunk")
     download_workers: int = Field(8, ge=1, le=64, description="parallel capture downloads")
     work_dir: Path | None = Field(None, description="spool directory (default: a temporary one)")
@@ -132,13 +90,13 @@ class DriftSettings(BaseSettings):
     def _one_window(self) -> Self:
         if self.window_start is not None and self.last_hours is not None:
             raise ValueError(
-                f"give either {flag('window_start')} or {flag('last_hours')}, not both"
+                f"give either {self.flag('window_start')} or {self.flag('last_hours')}, not both"
             )
         start, end = self.window_start, self.window_end
         if start is not None and end is not None and _utc(end) <= _utc(start):
             raise ValueError(
-                f"{flag('window_end')} ({end.isoformat()}) must be after "
-                f"{flag('window_start')} ({start.isoformat()})"
+                f"{self.flag('window_end')} ({end.isoformat()}) must be after "
+                f"{self.flag('window_start')} ({start.isoformat()})"
             )
         return self
 
@@ -168,19 +126,36 @@ class DriftResult:
     report_html_uri: str
     metrics_published: int
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "model": self.model_name,
-            "model_version": self.model_version,
-            "dataset_version": self.dataset_version,
-            "window": [self.window_start.isoformat(), self.window_end.isoformat()],
-            "rows": {"reference": self.reference_rows, "current": self.current_rows},
-            "drift_detected": self.drift_detected,
-            "drifted_features": list(self.drifted_features),
-            "max_score": round(self.max_score, 6),
-            "max_feature": self.max_feature,
-            "report": self.report_html_uri,
-        }
+    def summary(self) -> DriftSummary:
+        return DriftSummary(
+            model=self.model_name,
+            model_version=self.model_version,
+            dataset_version=self.dataset_version,
+            window=(self.window_start.isoformat(), self.window_end.isoformat()),
+            rows={"reference": self.reference_rows, "current": self.current_rows},
+            drift_detected=self.drift_detected,
+            drifted_features=self.drifted_features,
+            max_score=round(self.max_score, 6),
+            max_feature=self.max_feature,
+            report=self.report_html_uri,
+        )
+
+
+class DriftSummary(BaseModel):
+    """The `done` line's result: what an operator (and the local loop) reads of a run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    model_version: str
+    dataset_version: str
+    window: tuple[str, str]
+    rows: dict[str, int]
+    drift_detected: bool
+    drifted_features: tuple[str, ...]
+    max_score: float
+    max_feature: str
+    report: str
 
 
 def _utc(value: datetime) -> datetime:
@@ -194,46 +169,19 @@ def resolve_window(settings: DriftSettings, now: datetime) -> tuple[datetime, da
         start = _utc(settings.window_start)
         if end <= start:
             raise DriftInputError(
-                f"{flag('window_start')} ({start.isoformat()}) is not before the window end "
-                f"({end.isoformat()})"
+                f"{settings.flag('window_start')} ({start.isoformat()}) is not before the "
+                f"window end ({end.isoformat()})"
             )
         return start, end
     return end - timedelta(hours=settings.last_hours or DEFAULT_LAST_HOURS), end
 
 
-def _outputs(settings: DriftSettings) -> PlatformOutputs | None:
-    if settings.stack_outputs is None:
-        return None
-    try:
-        return load_outputs(settings.stack_outputs)
-    except PlatformError as exc:
-        raise DriftInputError(str(exc)) from exc
-
-
 def resolve_buckets(settings: DriftSettings) -> Buckets:
     """Explicit bucket settings win over the stack outputs; a gap names both ways to fill it."""
-    explicit = {
-        contract.BUCKET_CURATED: settings.curated_bucket,
-        contract.BUCKET_CAPTURES: settings.captures_bucket,
-        contract.BUCKET_MODELS: settings.models_bucket,
-    }
-    outputs = None if all(explicit.values()) else _outputs(settings)
-    names: dict[str, str] = {}
-    for role, value in explicit.items():
-        field = contract.OUTPUT_BUCKETS[role]
-        if value:
-            names[role] = value
-        elif outputs is not None:
-            names[role] = str(getattr(outputs, field))
-        else:
-            raise DriftInputError(
-                f"{flag(field)}: not set, and no stack outputs file "
-                f"(--stack-outputs / MLOPS_STACK_OUTPUTS) to read it from"
-            )
     return Buckets(
-        curated=names[contract.BUCKET_CURATED],
-        captures=names[contract.BUCKET_CAPTURES],
-        models=names[contract.BUCKET_MODELS],
+        curated=bucket(settings, contract.BUCKET_CURATED),
+        captures=bucket(settings, contract.BUCKET_CAPTURES),
+        models=bucket(settings, contract.BUCKET_MODELS),
     )
 
 
@@ -296,6 +244,7 @@ def run(
     mlflow_client: sources.MlflowClientLike,
     now: datetime | None = None,
     features: Sequence[schema.Column] = schema.FEATURES,
+    on_step: StepLogger = discard_steps,
 ) -> DriftResult:
     """Compare the window's captures with the champion's training data; report and publish."""
     generated_at = _utc(now or datetime.now(UTC))
@@ -306,13 +255,12 @@ def run(
         jensen_shannon=settings.jensen_shannon_threshold,
     )
     champion = sources.champion(mlflow_client, settings.model_name)
-    log.info(
-        "drift.start model=%s version=%s dataset_version=%s window=%s/%s",
-        champion.model_name,
-        champion.version,
-        champion.dataset_version,
-        start.isoformat(),
-        end.isoformat(),
+    on_step(
+        "champion",
+        model=champion.model_name,
+        version=champion.version,
+        dataset_version=champion.dataset_version,
+        window=[start.isoformat(), end.isoformat()],
     )
     with _work_dir(settings.work_dir) as work:
         current_paths, capture_objects = sources.download_captures(
@@ -326,6 +274,7 @@ def run(
             chunk_rows=settings.chunk_rows,
             workers=settings.download_workers,
         )
+        on_step("captures", bucket=buckets.captures, objects=capture_objects)
         reference_paths = sources.download_reference(
             s3,
             buckets.curated,
@@ -336,6 +285,15 @@ def run(
         reference = ParquetColumns("reference", reference_paths, settings.chunk_rows)
         current = ParquetColumns("current", current_paths, settings.chunk_rows)
         findings = compare(reference, current, features, thresholds)
+    for finding in findings:
+        on_step(
+            "feature",
+            name=finding.name,
+            method=finding.method,
+            score=round(finding.score, 6),
+            drifted=finding.drifted,
+            psi=round(finding.psi, 6),
+        )
 
     context = ReportContext(
         model_name=champion.model_name,
@@ -359,19 +317,19 @@ def run(
         key = prefix + name
         s3.put_object(Bucket=buckets.models, Key=key, Body=body, ContentType=content_type)
         uris[name] = f"s3://{buckets.models}/{key}"
+    on_step(
+        "report",
+        rows={"reference": reference.rows, "current": current.rows},
+        json=uris["report.json"],
+        html=uris["report.html"],
+    )
     published = publish_metrics(
         cloudwatch, metric_data(settings.model_name, findings, generated_at)
     )
+    on_step("metrics", namespace=contract.DRIFT_METRIC_NAMESPACE, published=published)
 
     top = max_finding(findings)
     drifted = tuple(f.name for f in findings if f.drifted)
-    log.info(
-        "drift.done drifted=%s max_feature=%s max_score=%.6f report=%s",
-        ",".join(drifted) or "-",
-        top.name,
-        top.score,
-        uris["report.html"],
-    )
     return DriftResult(
         model_name=champion.model_name,
         model_version=champion.version,
@@ -391,61 +349,31 @@ def run(
     )
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        if error["loc"]:
-            field = str(error["loc"][0])
-            parts.append(f"{flag(field)}: {error.get('input')!r} is not allowed: {error['msg']}")
-        else:
-            parts.append(str(error["msg"]).removeprefix("Value error, "))
-    return "; ".join(parts)
-
-
-def parse_settings(argv: Sequence[str] | None) -> DriftSettings:
-    try:
-        return DriftSettings(
-            _cli_parse_args=list(sys.argv[1:] if argv is None else argv),
-            _cli_prog_name=PROG,
-        )
-    except ValidationError as exc:
-        raise DriftInputError(describe_validation_error(exc)) from exc
-    except SettingsError as exc:
-        raise DriftInputError(f"{exc} (see --help)") from exc
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Build the clients, run, print one JSON summary line; user errors are one line, exit 2."""
+    """Build the clients and run in the jobs' frame: one JSON line per step, the summary
+    as the `done` line; user errors are one line on stderr, exit 2."""
     # Heavy clients are imported here, not at module import.
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
-    from mlflow import MlflowClient
+    from botocore.exceptions import BotoCoreError, ClientError
     from mlflow.exceptions import MlflowException
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        settings = parse_settings(argv)
-        resolve_buckets(settings)  # a missing bucket is named before any client is built
-        outputs = _outputs(settings)
-        region = settings.region or (outputs.region if outputs is not None else None)
-        region = region or environment_region()
-        tracking_uri = settings.tracking_uri or (
-            outputs.tracking_uri if outputs is not None else None
-        )
+    def body(settings: DriftSettings, log: StepLogger) -> DriftSummary:
+        from training_jobs.tracking import make_client
+
+        resolve_buckets(settings)  # a missing bucket or server is named before any client
+        uri = tracking_uri(settings)
         result = run(
             settings,
-            s3=boto3.client("s3", region_name=region),
-            cloudwatch=boto3.client("cloudwatch", region_name=region),
-            mlflow_client=MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri),
+            s3=aws_client("s3", settings),
+            cloudwatch=aws_client("cloudwatch", settings),
+            mlflow_client=make_client(uri),
+            on_step=log,
         )
-    except DriftInputError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
-        return EXIT_USER_ERROR
-    except NoRegionError:
-        sys.stderr.write(f"{PROG}: error: {flag('region')}: not set; give it or AWS_REGION\n")
-        return EXIT_USER_ERROR
-    except (BotoCoreError, ClientError, MlflowException) as exc:
-        sys.stderr.write(f"{PROG}: error: cannot reach AWS or MLflow: {exc}\n")
-        return EXIT_ENVIRONMENT_ERROR
-    sys.stdout.write(json.dumps(result.summary()) + "\n")
-    return 0
+        return result.summary()
+
+    return run_job(
+        contract.JOB_DRIFT,
+        DriftSettings,
+        body,
+        argv,
+        failures=(BotoCoreError, ClientError, MlflowException),
+    )

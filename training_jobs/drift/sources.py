@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,10 +34,9 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from training_jobs import contract
+from training_jobs.common import flag
 from training_jobs.drift.errors import DriftInputError, EmptyWindowError, MissingFeatureError
 from training_jobs.schema import Column
-
-log = logging.getLogger(__name__)
 
 # boto3 ships no type information; clients are duck-typed.
 S3Client = Any
@@ -91,7 +89,7 @@ def champion(client: MlflowClientLike, model_name: str) -> Champion:
         if exc.error_code not in _MLFLOW_NOT_FOUND:
             raise  # an unreachable or failing tracking server is not the user's input
         raise DriftInputError(
-            f"--model-name / MLOPS_DRIFT_MODEL_NAME: model {model_name!r} has no "
+            f"{flag('model_name', contract.DRIFT_ENV_PREFIX)}: model {model_name!r} has no "
             f"{contract.CHAMPION_ALIAS!r} alias in the MLflow registry ({exc.message}); "
             "register a model first"
         ) from exc
@@ -331,5 +329,4 @@ def download_captures(
             f"the {len(keys)} capture object(s) for model {model_name!r} hold no rows "
             f"captured from {window}; widen the window"
         )
-    log.info("drift.captures objects=%d rows=%d window=%s", len(keys), rows, window)
     return [path], len(keys)

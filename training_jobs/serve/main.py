@@ -1,5 +1,10 @@
 """Entrypoint: settings → clients → the ASGI app under uvicorn, with a SIGTERM drain.
 
+`main` runs in the jobs' frame (`training_jobs.common.run_job`), as a service: its body
+returns when the server has stopped. It refuses to start without an MLflow server
+(`MLOPS_SERVE_TRACKING_URI`, `MLOPS_TRACKING_URI`, the stack outputs or
+MLFLOW_TRACKING_URI): MLflow's own fallback, an empty `./mlruns`, would serve nothing.
+
 On SIGTERM (or Ctrl+C) readiness turns 503 at once while requests keep being served; when
 none is in flight, or `drain_grace_s` has passed, uvicorn stops, the lifespan shutdown
 flushes the capture buffer, and the process exits 0. A second signal stops immediately.
@@ -12,18 +17,21 @@ import asyncio
 import logging
 import signal
 import socket
-import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
 
-import orjson
 import uvicorn
-from pydantic import ValidationError
 
-from training_jobs import platform
-from training_jobs.common import environment_region
+from training_jobs import contract
+from training_jobs.common import (
+    StepLogger,
+    aws_client,
+    configure_logging,
+    find_bucket,
+    run_job,
+    tracking_uri,
+)
 from training_jobs.serve.app import ServeApp
 from training_jobs.serve.capture import S3Put
 from training_jobs.serve.model import ModelSource
@@ -68,42 +76,12 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(line).decode()
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonFormatter())
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-
-
-def platform_outputs(settings: ServeSettings) -> platform.PlatformOutputs | None:
-    if settings.stack_outputs is None:
-        return None
-    return platform.load_outputs(settings.stack_outputs)
-
-
-def capture_target(
-    settings: ServeSettings, outputs: platform.PlatformOutputs | None
-) -> tuple[str | None, str | None]:
-    """(bucket, region) for captures: the explicit setting wins over the stack outputs."""
+def capture_target(settings: ServeSettings) -> str | None:
+    """The captures bucket: the explicit setting wins over the stack outputs; neither (or
+    capture turned off), and the server serves without capturing."""
     if not settings.capture_enabled:
-        return None, None
-    if settings.capture_bucket:
-        return settings.capture_bucket, outputs.region if outputs else environment_region()
-    if outputs is not None:
-        return outputs.captures_bucket, outputs.region
-    return None, None
+        return None
+    return find_bucket(settings, contract.BUCKET_CAPTURES)
 
 
 def run(
@@ -112,8 +90,8 @@ def run(
     source: ModelSource,
     s3: S3Put | None,
     capture_bucket: str | None,
-) -> int:
-    """Serve until a signal; returns the process exit code."""
+) -> None:
+    """Serve until a signal (drained, or stopped by a second one)."""
     app = ServeApp(settings, source=source, s3=s3, capture_bucket=capture_bucket)
     if app.capture is None:
         log.info("inference capture is off (no capture bucket)")
@@ -127,45 +105,36 @@ def run(
         timeout_graceful_shutdown=max(1, int(settings.drain_grace_s)),
     )
     DrainingServer(config, app, settings.drain_grace_s).run()
-    return 0
-
-
-def _describe(error: Any) -> str:
-    """`--model-name / MLOPS_SERVE_MODEL_NAME = 'x': <what is wrong>`: flag, value, rule."""
-    field = ".".join(str(p) for p in error["loc"])
-    if not field:
-        return str(error["msg"])
-    where = f"--{field.replace('_', '-')} / MLOPS_SERVE_{field.upper()}"
-    given = "" if error["type"] == "missing" else f" = {error.get('input')!r}"
-    return f"{where}{given}: {error['msg']}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        settings = ServeSettings(_cli_parse_args=list(sys.argv[1:] if argv is None else argv))
-    except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
-        print(f"serve: invalid settings: {problems}", file=sys.stderr)  # noqa: T201
-        return 2
-    configure_logging(settings.log_level)
-    try:
-        outputs = platform_outputs(settings)
-    except platform.PlatformError as exc:
-        log.error("%s", exc)
-        return 2
-    bucket, region = capture_target(settings, outputs)
-    from training_jobs.serve.model import MlflowModelSource
+    """Settings → clients → uvicorn, in the jobs' frame: a bad setting, a missing tracking
+    URI or stack outputs file is one line on stderr and exit 2 before anything starts."""
 
-    source = MlflowModelSource(
-        settings.model_name,
-        settings.model_alias,
-        tracking_uri=settings.tracking_uri or (outputs.tracking_uri if outputs else None),
-        registry_uri=settings.registry_uri,
-        prefer_compiled=settings.prefer_compiled,
-    )
-    s3: S3Put | None = None
-    if bucket:
-        import boto3
+    def body(settings: ServeSettings, on_step: StepLogger) -> None:
+        from training_jobs.serve.model import MlflowModelSource
 
-        s3 = boto3.client("s3", region_name=region)
-    return run(settings, source=source, s3=s3, capture_bucket=bucket)
+        uri = tracking_uri(settings)
+        bucket = capture_target(settings)
+        # Only once the settings hold: the server's and uvicorn's records as JSON lines.
+        configure_logging(contract.MODULE_SERVE, settings.log_level)
+        source = MlflowModelSource(
+            settings.model_name,
+            settings.model_alias,
+            tracking_uri=uri,
+            registry_uri=settings.registry_uri,
+            prefer_compiled=settings.prefer_compiled,
+        )
+        s3: S3Put | None = aws_client("s3", settings) if bucket else None
+        on_step(
+            "serve",
+            model=settings.model_name,
+            alias=settings.model_alias,
+            tracking_uri=uri,
+            capture_bucket=bucket,
+            host=settings.host,
+            port=settings.port,
+        )
+        run(settings, source=source, s3=s3, capture_bucket=bucket)
+
+    return run_job(contract.MODULE_SERVE, ServeSettings, body, argv)

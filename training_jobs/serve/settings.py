@@ -1,34 +1,43 @@
-"""Settings of the model server, from flags or `MLOPS_SERVE_*` environment variables."""
+"""Settings of the model server, from flags or `MLOPS_SERVE_*` environment variables.
+
+The jobs' settings base (training_jobs/common.py): the platform-wide settings (model name,
+tracking URI, region, stack outputs, the captures bucket) are also read from the
+`MLOPS_*` names every workload shares, below `MLOPS_SERVE_*`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Self
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar, Final, Literal, Self
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from training_jobs import contract
+from training_jobs.common import NAME_PATTERN, PLATFORM_VARIABLES, BaseJobSettings
+
+# The server names its captures bucket `capture_bucket` (MLOPS_SERVE_CAPTURE_BUCKET, as the
+# Deployment sets it); the platform-wide name is the data lake's.
+_CAPTURE_FIELD: Final = "capture_bucket"
 
 
-class ServeSettings(BaseSettings):
+class ServeSettings(BaseJobSettings):
     """Everything the server needs; units are in the names."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MLOPS_SERVE_",
-        cli_kebab_case=True,
-        cli_implicit_flags=True,
-        extra="ignore",
-        frozen=True,
+    model_config = SettingsConfigDict(env_prefix=contract.SERVE_ENV_PREFIX)
+
+    platform_variables: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {**PLATFORM_VARIABLES, _CAPTURE_FIELD: contract.bucket_variable(contract.BUCKET_CAPTURES)}
+    )
+    bucket_fields: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {contract.BUCKET_CAPTURES: _CAPTURE_FIELD}
     )
 
-    model_name: str = Field(min_length=1, description="Registered model to serve.")
+    # Also a key segment of the captures (`captures/<model>/...`): the jobs' name rule.
+    model_name: str = Field(pattern=NAME_PATTERN, description="Registered model to serve.")
     model_alias: str = Field(
         default=contract.CHAMPION_ALIAS, min_length=1, description="Registry alias followed."
-    )
-    tracking_uri: str | None = Field(
-        default=None,
-        description="MLflow tracking URI; else the stack outputs', else MLFLOW_TRACKING_URI.",
     )
     registry_uri: str | None = Field(default=None, description="MLflow registry URI if separate.")
 
@@ -58,16 +67,8 @@ class ServeSettings(BaseSettings):
         "false serves every version through MLflow's pyfunc.",
     )
 
-    stack_outputs: Path | None = Field(
-        default=None,
-        validation_alias=AliasChoices("stack_outputs", "MLOPS_STACK_OUTPUTS"),
-        description=(
-            "`pulumi stack output --json` file (env MLOPS_STACK_OUTPUTS); supplies the "
-            "captures bucket, region and tracking URI unless given explicitly."
-        ),
-    )
     capture_bucket: str | None = Field(
-        default=None, description="Captures bucket; wins over the stack outputs. Unset: off."
+        default=None, description="Captures bucket; unset: the stack outputs', else capture is off."
     )
     capture_prefix: str = contract.PREFIX_CAPTURES
     capture_batch_records: int = Field(default=1_000, gt=0, description="Records per object.")
@@ -80,13 +81,19 @@ class ServeSettings(BaseSettings):
     drain_grace_s: float = Field(
         default=25.0, ge=0, description="On SIGTERM, how long in-flight requests may take."
     )
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _buffer_holds_a_batch(self) -> Self:
         if self.capture_buffer_records < self.capture_batch_records:
             raise ValueError(
-                f"capture_buffer_records ({self.capture_buffer_records}) must be at least "
-                f"capture_batch_records ({self.capture_batch_records})"
+                f"{self.flag('capture_buffer_records')} ({self.capture_buffer_records}) must "
+                f"be at least {self.flag('capture_batch_records')} "
+                f"({self.capture_batch_records})"
             )
         return self
