@@ -387,12 +387,26 @@ class ProgramError(Exception):
     """The program failed under the mocks; the message is the program's own."""
 
 
+def _ensure_event_loop() -> None:
+    """The SDK's mocks run on the thread's current event loop; a caller that ran
+    `asyncio.run` (a test of an async server, an embedding tool) leaves none behind."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def record(project: Project, stack: str, config: StackConfig) -> Plan:
     """Run `project`'s program for `stack` with `config` and return the recorded plan."""
     region = config.values.get("aws:region", contract.DEFAULT_REGION)
     mocks_ = _Mocks(region, _referenced_outputs(project, config))
     monitor = _RecordingMonitor(mocks_)
     settings.ROOT.set(None)  # a fresh root stack per run, also when called repeatedly
+    _ensure_event_loop()
     pulumi.runtime.set_all_config(dict(config.values), list(config.secret_keys))
     quiet = logging.getLogger("mlops.plan.engine")
     quiet.addHandler(logging.NullHandler())
