@@ -3,8 +3,8 @@
 Every job's `main` — the pipeline steps, the lifecycle, the drift job, the model server and
 the verify probe — parses its settings the same way, reports a bad one as one line on
 stderr naming it (exit 2, never a traceback), and refuses to run without an MLflow server
-rather than track into MLflow's `./mlruns` fallback. The plan's own job definitions and
-model server Deployment are read with the real settings classes.
+rather than track into MLflow's `./mlruns` fallback. (The plan's own job definitions and
+model server Deployment are read with the real settings classes in tests/contract.)
 """
 
 from __future__ import annotations
@@ -16,18 +16,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import plan_for
 from tests.jobs.conftest import BUCKETS, Platform
+from tests.workloads import SETTINGS
 from training_jobs import contract, evaluate, lifecycle, prepare, register, train, verify
 from training_jobs.common import (
     BaseJobSettings,
     JobSettings,
-    find_bucket,
     flag,
     parse_settings,
-    region,
 )
-from training_jobs.common import tracking_uri as resolve_tracking_uri
 from training_jobs.drift import job as drift
 from training_jobs.serve import main as serve
 from training_jobs.serve.settings import ServeSettings
@@ -43,14 +40,6 @@ MAINS: dict[str, Main] = {
     contract.MODULE_LIFECYCLE: lifecycle.main,
     contract.MODULE_SERVE: serve.main,
     contract.MODULE_VERIFY: verify.main,
-}
-SETTINGS: dict[str, type[BaseJobSettings]] = {
-    contract.JOB_PREPARE: prepare.Settings,
-    contract.JOB_TRAIN: train.Settings,
-    contract.JOB_EVALUATE: evaluate.Settings,
-    contract.JOB_REGISTER: register.Settings,
-    contract.JOB_DRIFT: drift.DriftSettings,
-    contract.MODULE_SERVE: ServeSettings,
 }
 
 
@@ -200,52 +189,8 @@ def test_prepare_uses_no_mlflow_and_needs_no_tracking_uri(
     assert (done["job"], done["step"]) == (contract.JOB_PREPARE, "done")
 
 
-# --- the platform, as the plan hands it to each workload --------------------------------
-
-
-def _env(entries: list[dict[str, Any]]) -> dict[str, str]:
-    """Plain values; secrets (valueFrom, secretKeyRef) are MLflow's, not a setting."""
-    return {e["name"]: e["value"] for e in entries if "value" in e}
-
-
-@pytest.fixture(scope="module")
-def ephemeral_plan() -> Any:
-    """An ephemeral stack: per-PR model names, MLflow shared from the base stack."""
-    return plan_for("pr-template")
-
-
-def _job_definitions(plan: Any) -> dict[str, dict[str, Any]]:
-    found = {}
-    for resource in plan.resources:
-        if resource.type == "aws:batch/jobDefinition:JobDefinition":
-            properties = json.loads(resource.inputs["containerProperties"])
-            found[properties["command"][-1].removeprefix("training_jobs.")] = properties
-    return found
-
-
-def test_each_job_definition_parses_with_its_jobs_settings(
-    ephemeral_plan: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    definitions = _job_definitions(ephemeral_plan)
-    assert sorted(definitions) == sorted(contract.BATCH_JOBS)
-    for job, properties in definitions.items():
-        command = properties["command"]
-        assert command[:2] == ["python", "-m"], command
-        env = _env(properties["environment"])
-        with monkeypatch.context() as m:
-            for name, value in env.items():
-                m.setenv(name, value)
-            # The definition's command passes no flags: everything comes from its environment.
-            settings = parse_settings(SETTINGS[job], command[3:], f"python -m {command[2]}")
-            assert resolve_tracking_uri(settings) == env[contract.VAR_TRACKING_URI], job
-            assert region(settings) == env["AWS_REGION"], job
-            for role in contract.DATA_BUCKET_ROLES:
-                if contract.OUTPUT_BUCKETS[role] in type(settings).model_fields:
-                    assert find_bucket(settings, role) == env[contract.bucket_variable(role)]
-            assert settings.model_dump()["model_name"] == env[contract.VAR_MODEL_NAME], job
-            assert env[contract.VAR_MODEL_NAME] != contract.DEFAULT_MODEL_NAME
-            if isinstance(settings, JobSettings):
-                assert settings.experiment == env[contract.VAR_EXPERIMENT]
+# --- the platform, as the state machine hands it to each step ---------------------------
+# (the plan's job definitions and Deployment, parsed with these classes: tests/contract)
 
 
 def test_the_state_machines_execution_variable_reaches_the_pipeline_steps(
@@ -257,29 +202,6 @@ def test_the_state_machines_execution_variable_reaches_the_pipeline_steps(
         settings = SETTINGS[job]()
         assert isinstance(settings, JobSettings)
         assert settings.pipeline_execution == execution
-
-
-def test_the_model_server_deployment_parses_with_the_servers_settings(
-    ephemeral_plan: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (deployment,) = [
-        r
-        for r in ephemeral_plan.resources
-        if r.type == "kubernetes:apps/v1:Deployment" and r.name.endswith("model-server")
-    ]
-    (container,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["python", "-m", f"training_jobs.{contract.MODULE_SERVE}"]
-    env = _env(container["env"])
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = parse_settings(ServeSettings, container.get("args") or [], "serve")
-    assert settings.host == env[contract.VAR_SERVE_HOST]
-    assert settings.port == int(env[contract.VAR_SERVE_PORT])
-    assert settings.drain_grace_s == float(env[contract.VAR_SERVE_DRAIN_GRACE_S])
-    assert settings.model_name == env[contract.VAR_SERVE_MODEL_NAME]
-    assert resolve_tracking_uri(settings) == env[contract.VAR_SERVE_TRACKING_URI]
-    assert serve.capture_target(settings) == env[contract.VAR_SERVE_CAPTURE_BUCKET]
-    assert region(settings) == env["AWS_REGION"]
 
 
 # --- the model server in the frame --------------------------------------------------------
