@@ -33,8 +33,8 @@ def build_plan(stack: str, project_dir: Path | None = None) -> Plan:
     """Load the project and stack config and record the program."""
     from mlops import recorder  # the Pulumi SDK import is slow: only when a plan is built
 
+    found = project(project_dir)
     try:
-        found = find_project(project_dir)
         return recorder.record(found, stack, read_stack_config(found, stack))
     except (StackFileError, recorder.ProgramError) as exc:
         raise UserError(str(exc)) from exc

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops_local.processes import UVICORN_PORT, reported_port
+from mlops_local.processes import UVICORN_PORT, ManagedProcess
 from tests.serve.serve_helpers import (
     EVENTUALLY_S,
     Registry,
@@ -39,33 +39,12 @@ def mlflow_server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) 
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     # Port 0: uvicorn binds a port nobody can take first and names it in its log.
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", registry.tracking_uri,
-             "--host", "127.0.0.1", "--port", "0", "--workers", "1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        import urllib.request
-
-        port = reported_port(
-            log, UVICORN_PORT, name="mlflow server", running=lambda: process.poll() is None,
-            timeout_s=EVENTUALLY_S,
-        )  # fmt: skip
-        uri = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:  # noqa: S310
-                    return bool(r.status == 200)
-            except OSError:
-                return False
-
-        eventually(healthy, "MLflow server up")
+    argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+            registry.tracking_uri, "--host", "127.0.0.1", "--port", "0", "--workers", "1"]  # fmt: skip
+    with ManagedProcess("mlflow server", argv, env=env, log_path=log) as server:
+        uri = f"http://127.0.0.1:{server.reported_port(UVICORN_PORT, timeout_s=EVENTUALLY_S)}"
+        server.wait_healthy(f"{uri}/health", timeout_s=EVENTUALLY_S)
         yield uri
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=30)
 
 
 def test_the_compiled_path_resolves_loads_and_predicts_without_sklearn_pandas_or_mlflow(
