@@ -53,11 +53,11 @@ class Marking:
     environment: str | None
     owner: str | None
     expires_at_raw: str | None
-    protected_hint: str | None = None  # a protected environment seen anywhere
+    guarded_hint: str | None = None  # a guarded environment (staging, prod) seen anywhere
 
     @property
     def is_ephemeral(self) -> bool:
-        return self.environment == EPHEMERAL and self.protected_hint is None
+        return self.environment == EPHEMERAL and self.guarded_hint is None
 
     def expiry(self) -> datetime | None:
         """The expiry instant; raises ExpiryError if it is set but unreadable."""
@@ -77,7 +77,7 @@ def marking(stack: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> M
         environment=str(env_config) if env_config is not None else env_tag,
         owner=_str_or_none(config.get(KEY_OWNER)) or tags.get(TAG_OWNER),
         expires_at_raw=_str_or_none(expiry) or tags.get(TAG_EXPIRES_AT),
-        protected_hint=next((v for v in seen if v in contract.GUARDED_ENVIRONMENTS), None),
+        guarded_hint=next((v for v in seen if v in contract.GUARDED_ENVIRONMENTS), None),
     )
 
 
@@ -87,9 +87,9 @@ def _str_or_none(value: Any) -> str | None:
 
 def guard(mark: Marking) -> None:
     """Refuse anything but a stack positively marked ephemeral."""
-    if mark.protected_hint is not None:
+    if mark.guarded_hint is not None:
         raise Refusal(
-            f"stack {mark.stack!r} is a {mark.protected_hint} stack: `mlops env` never touches "
+            f"stack {mark.stack!r} is a {mark.guarded_hint} stack: `mlops env` never touches "
             "staging or prod; use the normal `pulumi` workflow with its reviews"
         )
     if mark.environment != EPHEMERAL:

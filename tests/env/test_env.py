@@ -294,7 +294,7 @@ def test_up_refuses_bad_pr_numbers_and_ttls(env: core.Env, template: Path) -> No
         core.up(env, 7, template, ttl_hours=0, dry_run=False)
 
 
-def test_a_protected_stack_tag_wins_over_an_ephemeral_config(
+def test_a_guarded_stack_tag_wins_over_an_ephemeral_config(
     env: core.Env, ws: FakeWorkspace
 ) -> None:
     ws.add("pr-7", ephemeral())
