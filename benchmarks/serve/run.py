@@ -30,16 +30,16 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from mlops_local.processes import UVICORN_PORT, ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -304,12 +304,6 @@ async def drive(
 # --- servers -----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _post_ok(port: int, request: bytes) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -319,17 +313,16 @@ def _post_ok(port: int, request: bytes) -> bool:
         return False
 
 
-def wait_first_prediction(
-    proc: subprocess.Popen[bytes], port: int, request: bytes, log: Path
-) -> None:
+def wait_first_prediction(proc: ManagedProcess, port: int, request: bytes) -> None:
+    """Until the first 200 to a prediction (polled every 50 ms: the cold start's end)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        if not proc.running():
+            raise SystemExit(f"{proc.name} exited; its log ends with:\n{proc.log_tail(40)}")
         if _post_ok(port, request):
             return
         time.sleep(0.05)
-    raise SystemExit(f"no prediction within 300 s:\n{log.read_text()[-3000:]}")
+    raise SystemExit(f"{proc.name}: no prediction within 300 s:\n{proc.log_tail(40)}")
 
 
 def ensure_mlserver_venv() -> Path:
@@ -392,50 +385,40 @@ def command(server: str, port: int, model_dir: Path | None) -> list[str]:
 
 def start(
     server: str, env: dict[str, str], port: int, log: Path, model_dir: Path | None
-) -> tuple[subprocess.Popen[bytes], float]:
+) -> tuple[ManagedProcess, float]:
+    """The server, and its cold start: spawn to the first 200 to a prediction."""
     server_env = env | ({"MLOPS_SERVE_PREFER_COMPILED": "false"} if server == "ours-pyfunc" else {})
     first = requests_for(server, port, 1)[0]
+    proc = ManagedProcess(
+        server, command(server, port, model_dir), env=server_env, log_path=log,
+        cwd=model_dir or REPO,
+    )  # fmt: skip
     started = time.perf_counter()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command(server, port, model_dir), env=server_env, cwd=model_dir or REPO,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    wait_first_prediction(proc, port, first, log)
+    proc.start()
+    try:
+        wait_first_prediction(proc, port, first)
+    except BaseException:
+        proc.stop()
+        raise
     return proc, time.perf_counter() - started
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
+def tracking_server(root: Path, env: dict[str, str]) -> tuple[ManagedProcess, str]:
+    """The MLflow tracking server the models are registered in (port 0, as it reports it)."""
+    proc = ManagedProcess(
+        "mlflow server",
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
+         f"sqlite:///{root / 'mlflow.db'}", "--host", "127.0.0.1", "--port", "0",
+         "--workers", "1"],
+        env=env | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, log_path=root / "tracking.log",
+    ).start()  # fmt: skip
     try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def tracking_server(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    with (root / "tracking.log").open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
-             f"sqlite:///{root / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"],
-            env=env | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:  # noqa: S310 - loopback
-                if r.status == 200:
-                    return proc, uri
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(
-        f"MLflow tracking server did not start:\n{(root / 'tracking.log').read_text()[-2000:]}"
-    )
+        uri = f"http://127.0.0.1:{proc.reported_port(UVICORN_PORT, timeout_s=120)}"
+        proc.wait_healthy(f"{uri}/health", timeout_s=120)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, uri
 
 
 # --- report ------------------------------------------------------------------------------
@@ -532,12 +515,14 @@ def main() -> int:
                 log = root / f"{server}.log"
                 print(f"starting {server} on port {port} ...", flush=True)
                 proc, cold = start(server, env, port, log, model_dir)
+                pid = proc.pid
+                assert pid is not None  # started
                 try:
                     for concurrency, rows in SCENARIOS:
                         r = asyncio.run(
                             drive(
                                 server,
-                                proc.pid,
+                                pid,
                                 port,
                                 concurrency,
                                 rows,
@@ -552,14 +537,14 @@ def main() -> int:
                             f"client CPU {r.client_cpu_pct}%  server CPU {r.server_cpu_pct}%",
                             flush=True,
                         )
-                    footprints.append(Footprint(server, round(cold, 3), pss_mib(proc.pid)))
+                    footprints.append(Footprint(server, round(cold, 3), pss_mib(pid)))
                     print(
                         f"  {server:13} cold start {cold:.2f} s, PSS {footprints[-1].pss_mib} MiB"
                     )
                 finally:
-                    stop(proc)
+                    proc.stop(grace_s=60)
         finally:
-            stop(tracking)
+            tracking.stop(grace_s=60)
 
     ratios = ratios_of(results, footprints, "ours-compiled")
     verdicts = [
